@@ -1,0 +1,1 @@
+"""Fashion-MNIST softmax regression as DVC stages: one module per stage."""

@@ -1,0 +1,173 @@
+"""What every stage shares: one-line errors, torch set-up, whole-or-nothing writes."""
+
+import contextlib
+import functools
+import json
+import math
+import os
+import shutil
+import signal
+import sys
+import tempfile
+from pathlib import Path
+
+CLASS_NAMES = [
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+]
+
+
+class StageError(Exception):
+    """A problem the user can fix; printed as one line, without a traceback."""
+
+
+def stage_main(main):
+    """Run a stage's main(): a StageError or an interrupt becomes one line and a non-zero exit."""
+
+    @functools.wraps(main)
+    def run(argv=None):
+        # SIGTERM (dvc queue kill, a CI timeout) unwinds like Ctrl-C, so the
+        # temporary files of a write in progress are removed on the way out.
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+        try:
+            main(argv)
+        except StageError as error:
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            print("interrupted: no output was left half-written", file=sys.stderr)
+            sys.exit(130)
+
+    return run
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def configure_torch(threads=None):
+    """Flush denormals and pick the thread count; returns the count used.
+
+    A confident model's softmax underflows into denormal floats, which CPUs
+    handle 20x slower or worse; flushing them to zero changes no result that
+    matters. Threads come from FMNIST_THREADS, else `threads`, else torch's
+    default. A queued experiment (dvc queue start -j N) runs under
+    .dvc/tmp/exps and takes one thread, so N workers share the cores
+    instead of fighting over them.
+    """
+    import torch
+
+    torch.set_flush_denormal(True)
+    if os.environ.get("FMNIST_THREADS"):
+        threads = _positive_int_env("FMNIST_THREADS")
+    elif _in_dvc_queue():
+        threads = 1
+    if threads:
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
+
+
+def _positive_int_env(name):
+    value = os.environ[name]
+    if not value.isdigit() or int(value) < 1:
+        raise StageError(f"environment variable {name}={value!r} must be a positive integer")
+    return int(value)
+
+
+def _in_dvc_queue():
+    return os.path.join(".dvc", "tmp", "exps") in os.getcwd()
+
+
+def resolve_device(name):
+    """'auto' -> 'cuda' when a GPU is usable, else 'cpu'; 'cpu' and 'cuda' as given."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise StageError("device 'cuda' was asked for, but no CUDA GPU is available; use 'auto' or 'cpu'")
+    return torch.device(name)
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds.
+
+    A reader never sees a half-written file: it finds the old file, the
+    new one, or none.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def atomic_dir(path):
+    """Yield a temporary folder beside `path`; it replaces `path` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    try:
+        yield tmp
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_text(path, text):
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json(path, data):
+    """Write JSON whole; NaN and infinity (a diverged run) become null, which every JSON reader takes."""
+    write_text(path, json.dumps(_finite_or_none(data), indent=2, allow_nan=False) + "\n")
+
+
+def _finite_or_none(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite_or_none(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(item) for item in value]
+    return value
+
+
+def write_csv(path, header, rows):
+    lines = [",".join(header)]
+    lines += [",".join(_csv_field(value) for value in row) for row in rows]
+    write_text(path, "\n".join(lines) + "\n")
+
+
+def _csv_field(value):
+    if isinstance(value, float):
+        return repr(value)
+    text = str(value)
+    return f'"{text}"' if "," in text or '"' in text else text
+
+
+def save_tensors(path, tensors):
+    """Save a dict of tensors as safetensors: plain arrays, nothing pickled."""
+    from safetensors.torch import save_file
+
+    with atomic_path(path) as tmp:
+        save_file({name: t.detach().cpu().contiguous() for name, t in tensors.items()}, str(tmp))
+
+
+def load_tensors(path):
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except FileNotFoundError:
+        raise StageError(f"model file {path} does not exist; run the stage that trains it") from None

@@ -1,0 +1,72 @@
+"""Stage `train_scratch`: the notebook's softmax regression from scratch, on Fashion-MNIST.
+
+Full-batch gradient descent on the 60,000 flattened training images with an
+intercept column, gradients by autograd (stages/softmax.py).
+"""
+
+import argparse
+import time
+
+import torch
+
+from stages import softmax
+from stages.common import configure_torch, resolve_device, save_tensors, stage_main, write_csv, write_json
+from stages.flatten import load_split
+from stages.params import load_params
+
+N_CLASSES = 10
+
+
+def train(images, labels, lr, max_iter, tol, device="cpu"):
+    """(N, 784) float images, (N,) labels -> (Descent result, training accuracy)."""
+    X = softmax.add_intercept(images.to(device))
+    y = labels.to(device)
+    result = softmax.gradient_descent(X, softmax.one_hot(y, N_CLASSES), lr, max_iter, tol)
+    train_accuracy = (softmax.predict(X, result.Theta) == y).float().mean().item()
+    return result, train_accuracy
+
+
+def summarize(result, train_accuracy):
+    """The metrics file's content: final loss, accuracy, iterations, how it stopped."""
+    final_loss = result.loss_history[-2] if result.diverged and result.iterations > 1 else result.loss_history[-1]
+    return {
+        "final_loss": final_loss,
+        "train_accuracy": train_accuracy,
+        "iterations": result.iterations,
+        "converged": result.converged,
+        "diverged": result.diverged,
+        "diverged_at_iteration": result.iterations if result.diverged else None,
+    }
+
+
+@stage_main
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True, help="folder written by the flatten stage")
+    parser.add_argument("--model", required=True, help="safetensors file for Theta")
+    parser.add_argument("--metrics", required=True, help="JSON metrics file")
+    parser.add_argument("--loss-curve", required=True, help="CSV of the loss at each iteration")
+    args = parser.parse_args(argv)
+
+    params = load_params("train_scratch")["train_scratch"]
+    threads = configure_torch()
+    device = resolve_device(params["device"])
+    images, labels = load_split(args.data, "train")
+
+    started = time.perf_counter()
+    result, train_accuracy = train(images, labels, params["lr"], params["max_iter"], params["tol"], device)
+    elapsed = time.perf_counter() - started
+
+    metrics = summarize(result, train_accuracy)
+    save_tensors(args.model, {"Theta": result.Theta})
+    write_csv(args.loss_curve, ["iteration", "loss"], enumerate(result.loss_history, start=1))
+    write_json(args.metrics, metrics)
+    print(
+        f"train_scratch: {metrics['iterations']} iterations in {elapsed:.1f} s on {device} ({threads} threads), "
+        f"loss {metrics['final_loss']:.4f}, train accuracy {train_accuracy:.4f}"
+        + (f", DIVERGED at iteration {result.iterations}" if result.diverged else "")
+    )
+
+
+if __name__ == "__main__":
+    main()
