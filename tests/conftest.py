@@ -1,0 +1,112 @@
+"""Fixtures for end-to-end tests: a copy of the project in a temporary git repository.
+
+The copy holds the project's code, params and bundled data (never
+../shared), and no outputs: every stage has to run for real.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+COPIED = ["dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore",
+          "stages", "data/fashion-mnist"]
+# Small settings for tests that check the pipeline's mechanics, not its accuracy.
+FAST_PARAMS = {"train_scratch.max_iter": 5, "train_nn.epochs": 1}
+
+
+def dvc_env():
+    """The environment stage commands run in: this interpreter's `python` and `dvc` first on PATH."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.update(
+        DVC_NO_ANALYTICS="1",
+        GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@localhost",
+        GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@localhost",
+    )
+    return env
+
+
+def run(cwd, *args, check=True, timeout=600):
+    """Run a command in `cwd`; returns the CompletedProcess with stdout and stderr as text."""
+    result = subprocess.run(args, cwd=cwd, env=dvc_env(), capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def dvc(cwd, *args, check=True, timeout=600):
+    return run(cwd, "dvc", *args, check=check, timeout=timeout)
+
+
+def stages_run(output):
+    """Names of the stages that `dvc repro` ran, in order."""
+    return re.findall(r"Running stage '([^']+)'", output)
+
+
+def set_params(project, changes):
+    """Set dotted keys of params.yaml, keeping its comments: {"train_nn.lr": 0.01}."""
+    yaml = YAML()
+    path = Path(project) / "params.yaml"
+    params = yaml.load(path.read_text())
+    for dotted, value in changes.items():
+        *sections, key = dotted.split(".")
+        node = params
+        for section in sections:
+            node = node[section]
+        # ruamel writes a plain float such as 0.01 as 0.010000000000000001; its own scalar keeps the text
+        node[key] = yaml.load(repr(value)) if isinstance(value, float) else value
+    with open(path, "w") as f:
+        yaml.dump(params, f)
+
+
+def commit(project, message="test"):
+    run(project, "git", "add", "-A")
+    run(project, "git", "commit", "-qm", message, "--allow-empty")
+
+
+def make_project(destination, params=None):
+    """A fresh git repository holding a copy of the project, committed, nothing run yet."""
+    destination = Path(destination)
+    for relative in COPIED:
+        source = PROJECT_ROOT / relative
+        target = destination / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, target)
+    if params:
+        set_params(destination, params)
+    run(destination, "git", "init", "-q", "-b", "main")
+    commit(destination, "project")
+    return destination
+
+
+@pytest.fixture
+def project(tmp_path):
+    """A fresh copy with FAST_PARAMS, not yet reproduced."""
+    return make_project(tmp_path / "project", FAST_PARAMS)
+
+
+@pytest.fixture(scope="session")
+def reproduced_template(tmp_path_factory):
+    """A copy with FAST_PARAMS after one full `dvc repro`, committed. Copy it; don't change it."""
+    path = make_project(tmp_path_factory.mktemp("template") / "project", FAST_PARAMS)
+    dvc(path, "repro")
+    commit(path, "reproduced")
+    return path
+
+
+@pytest.fixture
+def reproduced(reproduced_template, tmp_path):
+    """A private copy of the reproduced project (git history and DVC cache included)."""
+    target = tmp_path / "project"
+    shutil.copytree(reproduced_template, target, symlinks=True)
+    return target
