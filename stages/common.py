@@ -5,6 +5,7 @@ import functools
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import sys
@@ -98,7 +99,8 @@ def atomic_path(path):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    remove_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_temporary_prefix(path), suffix=".tmp")
     os.close(fd)
     try:
         yield Path(tmp)
@@ -113,14 +115,58 @@ def atomic_dir(path):
     """Yield a temporary folder beside `path`; it replaces `path` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    remove_stale_temporaries(path)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=_temporary_prefix(path), suffix=".tmp"))
+    old = None
     try:
         yield tmp
         if path.exists():
-            shutil.rmtree(path)
+            # Renamed away whole, not deleted in place: a kill mid-way leaves
+            # the old folder or none at `path`, never a half-deleted one.
+            old = Path(tempfile.mkdtemp(dir=path.parent, prefix=_temporary_prefix(path), suffix=".tmp"))
+            os.replace(path, old / path.name)
         os.replace(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _temporary_prefix(path):
+    # The writer's process id in the name tells a later run whether the
+    # writer is still at work or was killed before it could clean up.
+    return f".{path.name}.{os.getpid()}."
+
+
+def remove_stale_temporaries(path):
+    """Delete the temporary siblings of `path` whose writer no longer runs (killed by SIGKILL, say).
+
+    A temporary name is `.{name}.{pid}.{random}.tmp`; one whose process is
+    alive belongs to a write in progress and is left alone.
+    """
+    path = Path(path)
+    pattern = re.compile(re.escape(f".{path.name}.") + r"(\d+)\.[A-Za-z0-9_]+\.tmp")
+    if not path.parent.is_dir():
+        return
+    for candidate in path.parent.iterdir():
+        match = pattern.fullmatch(candidate.name)
+        if not match or _process_alive(int(match.group(1))):
+            continue
+        if candidate.is_dir() and not candidate.is_symlink():
+            shutil.rmtree(candidate, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                candidate.unlink()
+
+
+def _process_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
 
 
 def write_text(path, text):
@@ -165,9 +211,13 @@ def save_tensors(path, tensors):
 
 
 def load_tensors(path):
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     try:
         return load_file(str(path))
     except FileNotFoundError:
         raise StageError(f"model file {path} does not exist; run the stage that trains it") from None
+    except (SafetensorError, OSError) as error:
+        problem = " ".join(str(error).split())
+        raise StageError(f"model file {path} cannot be read ({problem}); rerun the stage that trains it") from None

@@ -8,15 +8,18 @@ fails its checksum is never kept; sources are only ever read from.
 
 import argparse
 import shutil
-import socket
+import sys
 import tempfile
+import urllib.request
 from pathlib import Path
 
 from stages.common import StageError, atomic_dir, stage_main
 from stages.flatten import read_idx
 from stages.params import load_params
 
-DOWNLOAD_TIMEOUT_S = 30
+DOWNLOAD_TIMEOUT_S = 30  # per connection attempt and per read; a silent server fails, not hangs
+CHUNK_BYTES = 1 << 20
+USER_AGENT = "fashion-mnist-dvc-pipeline"
 
 
 def resources():
@@ -37,15 +40,30 @@ def is_url(source):
 
 
 def fetch(source, filename, workdir):
-    """Copy or download `filename` from `source` into `workdir`; returns its path there."""
-    from torchvision.datasets.utils import download_url
+    """Copy or download `filename` from `source` into `workdir`; returns its path there.
 
+    `source` is only ever read from.
+    """
     target = Path(workdir) / filename
     if is_url(source):
-        download_url(source.rstrip("/") + "/" + filename, str(workdir), filename)
+        download(source.rstrip("/") + "/" + filename, target)
     else:
         shutil.copyfile(Path(source) / filename, target)
     return target
+
+
+def download(url, target):
+    """GET `url` into the file `target`; a body shorter than its Content-Length is an error."""
+    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+    with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_S) as response, open(target, "wb") as out:
+        announced = response.headers.get("Content-Length")
+        received = 0
+        while chunk := response.read(CHUNK_BYTES):
+            out.write(chunk)
+            received += len(chunk)
+    # urllib returns a short body without complaint when the server hangs up early.
+    if announced and announced.isdigit() and received != int(announced):
+        raise ConnectionError(f"{url}: connection closed after {received} of {announced} bytes")
 
 
 def why_unverified(path, md5):
@@ -63,26 +81,33 @@ def why_unverified(path, md5):
     return f"checksum mismatch (md5 {actual}, expected {md5}){detail}"
 
 
-def fetch_verified(filename, md5, sources, destination):
+def fetch_verified(filename, md5, sources, destination, warn=None):
     """Put a verified `filename` into `destination`; returns the source used.
 
-    Raises StageError naming every source tried and why it failed.
+    Each source that fails is reported through `warn` (default: a line on
+    stderr) before the next is tried. Raises StageError naming every source
+    tried and why it failed.
     """
+    warn = warn or _warn
     failures = []
-    for source in sources:
+    for position, source in enumerate(sources, start=1):
         with tempfile.TemporaryDirectory(dir=destination, prefix=".download-") as workdir:
             try:
                 fetched = fetch(source, filename, workdir)
+                problem = why_unverified(fetched, md5)
             except Exception as error:  # noqa: BLE001 - any failure means: try the next source
-                failures.append(f"{source}: {_one_line(error)}")
-                continue
-            problem = why_unverified(fetched, md5)
-            if problem:
-                failures.append(f"{source}: {problem}")
-                continue
-            shutil.move(fetched, Path(destination) / filename)
-            return source
-    raise StageError(f"no source served a verified {filename}; tried " + "; ".join(failures))
+                problem = _one_line(error)
+            if problem is None:
+                shutil.move(fetched, Path(destination) / filename)
+                return source
+        failures.append(f"{source}: {problem}")
+        warn(f"{filename} from {source}: {problem}" + ("; trying the next source" if position < len(sources) else ""))
+    tried = "; ".join(failures) if failures else "no sources were given"
+    raise StageError(f"no source served a verified {filename}; tried {tried}")
+
+
+def _warn(message):
+    print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 def _one_line(error):
@@ -99,7 +124,6 @@ def main(argv=None):
 
     mirrors = load_params("download")["download"]["mirrors"]
     sources = [*mirrors, args.bundled, *torchvision_mirrors()]
-    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
     # All four files or none: the folder appears only once each is verified.
     with atomic_dir(args.out) as out:
         for filename, md5 in resources():

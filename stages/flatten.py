@@ -39,11 +39,19 @@ def read_idx(path):
     path = Path(path)
     magic, count = expected_layout(path.name)
     try:
-        data = gzip.decompress(path.read_bytes())
-    except (EOFError, zlib.error):
-        raise StageError(f"{path}: truncated or damaged gzip data") from None
-    except gzip.BadGzipFile:
-        raise StageError(f"{path}: not a gzip file") from None
+        compressed = path.read_bytes()
+    except FileNotFoundError:
+        raise StageError(f"{path}: file not found") from None
+    except OSError as error:
+        raise StageError(f"{path}: cannot be read ({error.strerror or error})") from None
+    try:
+        data = gzip.decompress(compressed)
+    except EOFError:
+        raise StageError(f"{path}: truncated gzip data (the file ends inside the compressed stream)") from None
+    except zlib.error as error:
+        raise StageError(f"{path}: damaged gzip data ({error})") from None
+    except gzip.BadGzipFile as error:
+        raise StageError(f"{path}: not valid gzip data ({error})") from None
     header_ints = 4 if magic == IMAGES_MAGIC else 2
     if len(data) < 4 * header_ints:
         raise StageError(f"{path}: IDX header is cut short ({len(data)} bytes)")
@@ -76,14 +84,26 @@ def load_split(flat_dir, split):
     import torch
 
     flat_dir = Path(flat_dir)
-    try:
-        images = np.load(flat_dir / f"{split}_images.npy")
-        labels = np.load(flat_dir / f"{split}_labels.npy")
-    except (FileNotFoundError, ValueError) as error:
-        raise StageError(f"{flat_dir}: cannot read the {split} split ({error}); rerun `dvc repro flatten`") from None
+    images = load_array(flat_dir / f"{split}_images.npy")
+    labels = load_array(flat_dir / f"{split}_labels.npy")
     if images.shape != (labels.shape[0], N_FEATURES):
         raise StageError(f"{flat_dir}: {split} images {images.shape} do not match {labels.shape[0]} labels")
     return torch.from_numpy(images).float().div_(255), torch.from_numpy(labels.astype(np.int64))
+
+
+def load_array(path):
+    """One .npy file written by this stage; anything else is a StageError naming the file."""
+    try:
+        # Never pickles: a file that is not a plain array is refused, not executed.
+        return np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        problem = "file not found"
+    except (OSError, ValueError, EOFError) as error:
+        if "pickle" in str(error):
+            problem = "not a .npy array file"
+        else:
+            problem = " ".join(str(error).split()) or type(error).__name__
+    raise StageError(f"{path}: cannot be read ({problem}); rerun `dvc repro flatten`")
 
 
 def save_npy(path, array):

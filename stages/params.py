@@ -32,10 +32,17 @@ def _number(low, low_inclusive=False, high=None):
     return check
 
 
-def _integer(low):
+def _integer(low, high=None):
+    allowed = f"an integer >= {low}" + (f" and <= {high}" if high is not None else "")
+
     def check(value):
-        ok = isinstance(value, int) and not isinstance(value, bool) and value >= low
-        return ok, f"an integer >= {low}"
+        ok = (
+            isinstance(value, int)
+            and not isinstance(value, bool)
+            and value >= low
+            and (high is None or value <= high)
+        )
+        return ok, allowed
 
     return check
 
@@ -54,7 +61,8 @@ def _list_of_strings(value):
 
 # Each stage's section, key by key: what is allowed.
 SCHEMA = {
-    "seed": _integer(0),
+    # torch.manual_seed takes at most 64 bits.
+    "seed": _integer(0, high=2**64 - 1),
     "download": {"mirrors": _list_of_strings},
     "train_scratch": {
         "lr": _number(0),
@@ -96,9 +104,11 @@ def _read_yaml(path):
 
 
 def _validate(name, params, path):
+    schema = SCHEMA[name]
     if name not in params:
-        raise StageError(f"{path}: '{name}' is missing")
-    value, schema = params[name], SCHEMA[name]
+        allowed = schema(None)[1] if callable(schema) else f"a section with keys {', '.join(schema)}"
+        raise StageError(f"{path}: '{name}' is missing; it must be {allowed}")
+    value = params[name]
     if callable(schema):
         _check(f"{name}", value, schema, path)
         return value

@@ -1,0 +1,275 @@
+"""stages/download.py: bad copies from folders and HTTP mirrors are reported, skipped, never kept.
+
+Everything is served from this machine: folders under tmp_path and an HTTP
+server on 127.0.0.1 that the tests start and stop. torchvision's mirrors
+are replaced by a dead local port wherever they could be reached.
+"""
+
+import gzip
+import hashlib
+import http.server
+import socket
+import threading
+
+import numpy as np
+import pytest
+from conftest import PROJECT_ROOT, dvc, set_params
+
+from stages import download
+
+BUNDLED = PROJECT_ROOT / "data" / "fashion-mnist"
+MD5 = dict(download.resources())
+FILES = list(MD5)
+TRAIN_IMAGES, TRAIN_LABELS = "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"
+TEST_IMAGES, TEST_LABELS = "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"
+
+
+def md5_of(path):
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def digest(folder):
+    return {p.name: md5_of(p) for p in sorted(folder.iterdir())}
+
+
+def rewritten(name, change):
+    """The bundled file, decompressed, changed by `change(bytearray)`, and compressed again."""
+    data = bytearray(gzip.decompress((BUNDLED / name).read_bytes()))
+    change(data)
+    return gzip.compress(bytes(data), compresslevel=1)
+
+
+def set_header_int(index, value):
+    def change(data):
+        data[4 * index : 4 * index + 4] = np.array([value], dtype=">u4").tobytes()
+    return change
+
+
+def flip_first_label(data):
+    data[8] = (data[8] + 1) % 10
+
+
+# Each defect: the bad bytes (None: the file is absent) and what the report must say.
+DEFECTS = {
+    "checksum": (lambda name: rewritten(name, flip_first_label), "checksum mismatch (md5 "),
+    "truncated": (lambda name: (BUNDLED / name).read_bytes()[:3000], "truncated gzip data"),
+    "magic": (lambda name: rewritten(name, set_header_int(0, 2051)), "IDX magic number is 2051, expected 2049"),
+    "count": (lambda name: rewritten(name, set_header_int(1, 9999)), "IDX header says 9999 items, expected 10000"),
+    "size": (lambda name: rewritten(name, lambda d: d.extend(b"\0")), "IDX body holds 10001 bytes"),
+    "missing": (lambda name: None, None),
+}
+MISSING_REPORT = {"folder": "FileNotFoundError: [Errno 2] No such file or directory", "http": "HTTP Error 404"}
+
+
+class Server:
+    """An HTTP server on 127.0.0.1: {name: bytes} served as files; names in `hang_up` stop early."""
+
+    def __init__(self, files, hang_up=()):
+        self.files, self.hang_up, self.requests = dict(files), set(hang_up), []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - the name http.server calls
+                name = self.path.rsplit("/", 1)[-1]
+                server.requests.append((self.command, name))
+                body = server.files.get(name)
+                if body is None:
+                    self.send_error(404, "File not found")
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                # A hang-up promises the whole file and sends a fifth of it.
+                self.wfile.write(body[: len(body) // 5] if name in server.hang_up else body)
+                if name in server.hang_up:
+                    self.close_connection = True
+
+            def do_PUT(self):  # noqa: N802 - recorded, so that a write attempt would show
+                server.requests.append((self.command, self.path))
+                self.send_error(405)
+
+            do_POST = do_DELETE = do_PUT  # noqa: N815
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/fashion/"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join()
+
+
+def dead_url():
+    """A URL on a local port nothing listens on: refused at once, nothing leaves the machine."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}/"
+
+
+@pytest.fixture(autouse=True)
+def no_internet_mirrors(monkeypatch):
+    monkeypatch.setattr(download, "torchvision_mirrors", lambda: [dead_url()])
+    # The local server is reached directly, here and in the dvc processes, even behind a proxy.
+    for name in ("no_proxy", "NO_PROXY"):
+        monkeypatch.setenv(name, "127.0.0.1,localhost")
+
+
+def bad_folder(folder, files):
+    """A folder holding {name: bytes or None}; None leaves the name out."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        if data is not None:
+            (folder / name).write_bytes(data)
+    return folder
+
+
+@pytest.mark.parametrize("transport", ["folder", "http"])
+@pytest.mark.parametrize("defect", list(DEFECTS))
+def test_a_bad_copy_is_reported_and_the_bundled_copy_wins(tmp_path, transport, defect):
+    name = TEST_LABELS
+    make, report = DEFECTS[defect]
+    report = report or MISSING_REPORT[transport]
+    files = {name: make(name)}
+    destination = tmp_path / "out"
+    destination.mkdir()
+    warnings = []
+
+    if transport == "folder":
+        mirror = bad_folder(tmp_path / "mirror", files)
+        before = digest(mirror)
+        used = download.fetch_verified(name, MD5[name], [str(mirror), str(BUNDLED)], destination, warnings.append)
+        assert digest(mirror) == before  # a mirror is only read from
+        mirror_name = str(mirror)
+    else:
+        with Server({k: v for k, v in files.items() if v is not None}) as server:
+            used = download.fetch_verified(name, MD5[name], [server.url, str(BUNDLED)], destination, warnings.append)
+        assert server.requests == [("GET", name)]
+        mirror_name = server.url
+
+    assert used == str(BUNDLED)
+    assert [p.name for p in destination.iterdir()] == [name]  # no temporary folder left
+    assert md5_of(destination / name) == MD5[name]
+    assert len(warnings) == 1
+    assert warnings[0].startswith(f"{name} from {mirror_name}: ") and report in warnings[0], warnings[0]
+    assert warnings[0].endswith("; trying the next source")
+
+
+def test_a_server_that_hangs_up_early_is_reported(tmp_path):
+    name = TEST_LABELS
+    destination = tmp_path / "out"
+    destination.mkdir()
+    warnings = []
+    size = (BUNDLED / name).stat().st_size
+    with Server({name: (BUNDLED / name).read_bytes()}, hang_up={name}) as server:
+        used = download.fetch_verified(name, MD5[name], [server.url, str(BUNDLED)], destination, warnings.append)
+    assert used == str(BUNDLED)
+    assert f"connection closed after {size // 5} of {size} bytes" in warnings[0]
+
+
+def test_a_good_mirror_is_used_before_the_bundled_copy(tmp_path):
+    destination = tmp_path / "out"
+    destination.mkdir()
+    warnings = []
+    with Server({TEST_LABELS: (BUNDLED / TEST_LABELS).read_bytes()}) as server:
+        used = download.fetch_verified(TEST_LABELS, MD5[TEST_LABELS], [server.url, "/nonexistent"], destination,
+                                       warnings.append)
+    assert used == server.url and warnings == []
+    assert md5_of(destination / TEST_LABELS) == MD5[TEST_LABELS]
+
+
+def test_bad_mirrors_through_dvc_repro_are_reported_and_the_bundled_copy_wins(project):
+    folder = bad_folder(project.parent / "mirror", {
+        TRAIN_IMAGES: (BUNDLED / TRAIN_IMAGES).read_bytes()[:100_000],
+        TRAIN_LABELS: rewritten(TRAIN_LABELS, set_header_int(1, 59999)),
+        TEST_IMAGES: None,
+        TEST_LABELS: rewritten(TEST_LABELS, set_header_int(0, 2051)),
+    })
+    before = digest(folder)
+    served = {
+        TRAIN_IMAGES: (BUNDLED / TRAIN_IMAGES).read_bytes(),
+        TRAIN_LABELS: rewritten(TRAIN_LABELS, flip_first_label),
+        TEST_LABELS: rewritten(TEST_LABELS, lambda d: d.extend(b"\0")),
+    }
+    with Server(served, hang_up={TRAIN_IMAGES}) as server:
+        set_params(project, {"download.mirrors": [str(folder), server.url]})
+        result = dvc(project, "repro", "download")
+
+    assert "Traceback" not in result.stdout + result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    expected = {
+        (TRAIN_IMAGES, str(folder)): "truncated gzip data",
+        (TRAIN_LABELS, str(folder)): "IDX header says 59999 items, expected 60000",
+        (TEST_IMAGES, str(folder)): "No such file or directory",
+        (TEST_LABELS, str(folder)): "IDX magic number is 2051, expected 2049",
+        (TRAIN_IMAGES, server.url): "connection closed after",
+        (TRAIN_LABELS, server.url): "checksum mismatch",
+        (TEST_IMAGES, server.url): "HTTP Error 404",
+        (TEST_LABELS, server.url): "IDX body holds 10001 bytes",
+    }
+    assert len(warnings) == len(expected), result.stderr
+    for (name, source), problem in expected.items():
+        assert any(line.startswith(f"warning: {name} from {source}: ") and problem in line for line in warnings), (
+            name, source, problem, warnings)
+    for name in FILES:
+        assert f"{name}: verified, from data/fashion-mnist" in result.stdout
+        assert md5_of(project / "data" / "raw" / name) == MD5[name]
+    assert digest(folder) == before
+    assert {method for method, _ in server.requests} == {"GET"}
+    assert sorted(p.name for p in (project / "data").iterdir()) == [".gitignore", "fashion-mnist", "raw"]
+
+
+def test_when_every_source_is_bad_the_stage_names_each_and_leaves_nothing(tmp_path, monkeypatch, capsys):
+    project = tmp_path / "project"
+    (project / "data").mkdir(parents=True)
+    mirror = bad_folder(tmp_path / "mirror", {TRAIN_IMAGES: (BUNDLED / TRAIN_IMAGES).read_bytes()[:5000]})
+    bundled = bad_folder(tmp_path / "bundled", {
+        TRAIN_IMAGES: rewritten(TRAIN_IMAGES, set_header_int(2, 27)),
+        **{name: (BUNDLED / name).read_bytes() for name in FILES[1:]},
+    })
+    dead_torchvision = dead_url()
+    monkeypatch.setattr(download, "torchvision_mirrors", lambda: [dead_torchvision])
+    monkeypatch.chdir(project)
+
+    with Server({TRAIN_IMAGES: b"<html>not here</html>"}) as server:
+        (project / "params.yaml").write_text(f"download:\n  mirrors: ['{mirror}', '{server.url}']\n")
+        with pytest.raises(SystemExit) as caught:
+            download.main(["--bundled", str(bundled), "--out", "data/raw"])
+
+    assert caught.value.code != 0
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and err.endswith(errors[0] + "\n")
+    error = errors[0]
+    assert error.startswith(f"error: no source served a verified {TRAIN_IMAGES}; tried ")
+    reasons = error.split("; tried ", 1)[1].split("; ")
+    assert len(reasons) == 4, error
+    assert reasons[0].startswith(f"{mirror}: checksum mismatch") and "truncated gzip data" in reasons[0]
+    assert reasons[1].startswith(f"{server.url}: checksum mismatch") and "not valid gzip data" in reasons[1]
+    assert reasons[2].startswith(f"{bundled}: checksum mismatch") and "IDX images are 27x28" in reasons[2]
+    assert reasons[3].startswith(f"{dead_torchvision}: URLError") and "Connection refused" in reasons[3]
+    assert list((project / "data").iterdir()) == []  # no data/raw, not even a temporary one
+
+
+def test_a_missing_bundled_folder_with_no_mirrors_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(download, "torchvision_mirrors", lambda: [])
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text("download:\n  mirrors: []\n")
+
+    with pytest.raises(SystemExit):
+        download.main(["--bundled", "nowhere", "--out", "data/raw"])
+
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == (
+        f"error: no source served a verified {TRAIN_IMAGES}; tried nowhere: FileNotFoundError: "
+        f"[Errno 2] No such file or directory: 'nowhere/{TRAIN_IMAGES}'"
+    )
+    assert list((tmp_path / "data").iterdir()) == []

@@ -1,0 +1,204 @@
+"""A stage killed at any point leaves nothing a later step could take for a good output.
+
+The real `dvc repro` runs in its own process group and the whole group gets
+the signal, as a terminal's Ctrl-C (SIGINT), a CI timeout (SIGTERM) or the
+kernel's OOM killer (SIGKILL) would deliver it. The next `dvc repro` must
+then produce exactly what an uninterrupted run produces.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from conftest import dvc, dvc_env, set_params, stages_run
+from ruamel.yaml import YAML
+
+from stages.common import StageError, atomic_dir, load_tensors, remove_stale_temporaries, write_text
+
+# Long enough that the kill lands inside the loop, short enough to rerun.
+SLOW_SCRATCH = {"train_scratch.max_iter": 12, "train_scratch.tol": 0.0, "train_scratch.device": "cpu"}
+# train_scratch holds the float images and X with its intercept (2 x 188 MB) once the loop runs.
+LOOP_RUNNING_KB = 900_000
+WAIT_S = 300
+
+
+def read_lock(project):
+    return YAML(typ="safe").load((Path(project) / "dvc.lock").read_text())
+
+
+def group_processes(pgid):
+    """{pid: (command line, resident kB)} of the live processes in process group `pgid`."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            state, _, group = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:3]
+            if int(group) != pgid or state == "Z":
+                continue
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            status = (entry / "status").read_text()
+        except (FileNotFoundError, ProcessLookupError, ValueError):
+            continue  # exited while we looked
+        rss = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+        found[int(entry.name)] = (command, rss)
+    return found
+
+
+def wait_until(condition, process, what):
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        if process.poll() is not None:
+            pytest.fail(f"dvc repro exited ({process.returncode}) before {what}")
+        time.sleep(0.01)
+    pytest.fail(f"no {what} within {WAIT_S} s")
+
+
+def start_repro(project, log, *targets):
+    return subprocess.Popen(
+        ["dvc", "repro", *targets], cwd=project, env=dvc_env(), stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group, as a shell gives each job
+    )
+
+
+def kill_group_and_wait(process, signum):
+    os.killpg(process.pid, signum)
+    try:
+        process.wait(timeout=WAIT_S)
+        deadline = time.monotonic() + WAIT_S
+        while group_processes(process.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)  # a stage may outlive dvc for a moment while it cleans up
+        assert not group_processes(process.pid), "processes of the killed group are still running"
+    finally:
+        if process.poll() is None or group_processes(process.pid):
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def temporaries(project):
+    """Temporary files and folders left anywhere under data/ and metrics/."""
+    return sorted(str(p.relative_to(project)) for top in ("data", "metrics") for p in (project / top).rglob("*.tmp"))
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_lock(reproduced_template, tmp_path_factory):
+    """dvc.lock after an uninterrupted `dvc repro train_scratch` with SLOW_SCRATCH."""
+    project = tmp_path_factory.mktemp("uninterrupted") / "project"
+    shutil.copytree(reproduced_template, project, symlinks=True)
+    set_params(project, SLOW_SCRATCH)
+    dvc(project, "repro", "train_scratch")
+    return read_lock(project)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT], ids=lambda s: s.name)
+def test_train_scratch_killed_mid_loop_then_repro_gives_the_uninterrupted_result(
+    reproduced, uninterrupted_lock, tmp_path, signum
+):
+    set_params(reproduced, SLOW_SCRATCH)
+    lock_before = (reproduced / "dvc.lock").read_text()
+    log_path = tmp_path / "interrupted.log"
+
+    with open(log_path, "w") as log:
+        process = start_repro(reproduced, log, "train_scratch")
+
+        def scratch_in_loop():
+            return [pid for pid, (command, rss) in group_processes(process.pid).items()
+                    if "stages.train_scratch" in command and rss >= LOOP_RUNNING_KB]
+
+        wait_until(scratch_in_loop, process, "train_scratch loop")
+        kill_group_and_wait(process, signum)
+
+    log = log_path.read_text()
+    assert process.returncode != 0, log
+    assert "Traceback" not in log
+    if signum != signal.SIGKILL:
+        assert "interrupted: no output was left half-written" in log
+    # Nothing of the interrupted run can pass for a result: no model, no recorded run,
+    # and (unless SIGKILL gave it no chance) no temporary file either.
+    assert not (reproduced / "data/models/scratch.safetensors").exists()
+    assert not (reproduced / "metrics/train_scratch.json").exists()
+    assert (reproduced / "dvc.lock").read_text() == lock_before
+    if signum != signal.SIGKILL:
+        assert temporaries(reproduced) == []
+    assert "train_scratch" in dvc(reproduced, "status").stdout
+
+    result = dvc(reproduced, "repro", "train_scratch")
+
+    assert stages_run(result.stdout) == ["train_scratch"]  # run again for real, not restored from a cache
+    assert read_lock(reproduced) == uninterrupted_lock  # every hash, the model's and the metrics' included
+    assert temporaries(reproduced) == []
+    assert "train_scratch" not in dvc(reproduced, "status", "train_scratch").stdout
+
+
+def test_download_killed_while_writing_leaves_no_data_raw_and_repro_recovers(project, reproduced_template):
+    data = project / "data"
+    with open(project.parent / "interrupted.log", "w") as log:
+        process = start_repro(project, log, "download")
+        # The stage writes into data/.raw.<pid>.<random>.tmp and renames it to data/raw at the end.
+        wait_until(lambda: list(data.glob(".raw.*.tmp/*.gz")), process, "download writing data/")
+        kill_group_and_wait(process, signal.SIGKILL)
+
+    assert not (data / "raw").exists()
+    assert len(list(data.glob(".raw.*.tmp"))) == 1  # SIGKILL left its temporary folder: only a new run can clean up
+
+    result = dvc(project, "repro", "download")
+
+    assert stages_run(result.stdout) == ["download"]
+    assert list(data.glob(".raw.*.tmp")) == []
+    assert sorted(p.name for p in data.iterdir()) == [".gitignore", "fashion-mnist", "raw"]
+    assert read_lock(project)["stages"]["download"] == read_lock(reproduced_template)["stages"]["download"]
+
+
+def test_a_new_write_removes_temporaries_of_killed_writers_only(tmp_path):
+    child = subprocess.Popen(["true"])
+    child.wait()
+    dead = child.pid
+    stale_file = tmp_path / f".metrics.json.{dead}.abc123.tmp"
+    stale_dir = tmp_path / f".raw.{dead}.x_y9.tmp"
+    live = tmp_path / f".metrics.json.{os.getpid()}.def456.tmp"  # a write in progress elsewhere
+    other_output = tmp_path / f".metrics.json.old.{dead}.abc123.tmp"  # belongs to `metrics.json.old`
+    stale_file.write_text("half")
+    stale_dir.mkdir()
+    (stale_dir / "train-images-idx3-ubyte.gz").write_bytes(b"half")
+    live.write_text("in progress")
+    other_output.write_text("not ours")
+
+    write_text(tmp_path / "metrics.json", "{}\n")
+    with atomic_dir(tmp_path / "raw") as folder:
+        (folder / "file").write_text("whole")
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [live.name, other_output.name, "metrics.json", "raw"]
+    )
+    assert (tmp_path / "raw" / "file").read_text() == "whole"
+    remove_stale_temporaries(tmp_path / "metrics.json.old")
+    assert not other_output.exists()
+
+
+def test_replacing_a_folder_leaves_the_new_one_and_no_temporaries(tmp_path):
+    target = tmp_path / "raw"
+    target.mkdir()
+    (target / "old-file").write_text("old")
+    with atomic_dir(target) as folder:
+        (folder / "new-file").write_text("new")
+        assert (target / "old-file").exists()  # the old output stays whole until the new one is complete
+    assert [p.name for p in tmp_path.iterdir()] == ["raw"]
+    assert [p.name for p in target.iterdir()] == ["new-file"]
+
+
+@pytest.mark.parametrize("content", [b"", b"\x08\x00\x00\x00\x00\x00\x00\x00{", b"cut short by a kill"])
+def test_a_damaged_model_file_is_one_line(tmp_path, content):
+    path = tmp_path / "scratch.safetensors"
+    path.write_bytes(content)
+    with pytest.raises(StageError) as caught:
+        load_tensors(path)
+    message = str(caught.value)
+    assert message.startswith(f"model file {path} cannot be read (") and "\n" not in message
+    assert message.endswith("rerun the stage that trains it")
