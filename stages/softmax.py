@@ -5,9 +5,8 @@ class, Y is the (n, c) one-hot matrix of the labels. No torch.nn, no
 torch.optim: gradients come from autograd, updates are written out.
 """
 
-from dataclasses import dataclass, field
-
 import math
+from dataclasses import dataclass, field
 
 import torch
 

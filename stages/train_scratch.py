@@ -7,10 +7,15 @@ intercept column, gradients by autograd (stages/softmax.py).
 import argparse
 import time
 
-import torch
-
 from stages import softmax
-from stages.common import configure_torch, resolve_device, save_tensors, stage_main, write_csv, write_json
+from stages.common import (
+    configure_torch,
+    resolve_device,
+    save_tensors,
+    stage_main,
+    write_csv,
+    write_json,
+)
 from stages.flatten import load_split
 from stages.params import load_params
 

@@ -16,7 +16,7 @@ from ruamel.yaml import YAML
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 COPIED = ["dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore",
-          "stages", "data/fashion-mnist"]
+          "stages", "plots", "data/fashion-mnist"]
 # Small settings for tests that check the pipeline's mechanics, not its accuracy.
 FAST_PARAMS = {"train_scratch.max_iter": 5, "train_nn.epochs": 1}
 

@@ -1,0 +1,416 @@
+"""Where the pipeline's time and memory go, printed as one Markdown table.
+
+    python -m benchmarks.bench [--reps 5] [--markdown bench.md] [--no-repro]
+    python -m benchmarks.bench --gpu-check      (what benchmarks/gpu_check.sh runs)
+
+Every speed claim is a ratio measured inside this one run, the two sides
+alternating and each summarized by its median, so a machine busy with other
+work slows both sides alike:
+
+  epoch    the notebook's loop (benchmarks/notebook_loop.py: torchvision
+           dataset, ToTensor, DataLoader of 50 with shuffle) against
+           stages/train_nn.train, per-epoch metrics included;
+  scratch  one gradient-descent iteration of stages/softmax.py against the
+           two matrix products it cannot do without;
+  repro    `dvc repro` in a temporary copy of the project: clean, after a
+           train_nn.lr change, and with nothing to do; per stage, the wall
+           time, the part of it spent importing modules, and peak memory.
+
+A benchmark, not a test: nothing here fails because a machine is slow; the
+last column says whether each target was met on this machine, this time.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# As stages/train_scratch.py sets it, before torch loads OpenMP: the scratch
+# timings below are then what the stage gets.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
+
+from benchmarks import notebook_loop  # noqa: E402
+from stages import flatten, softmax, train_nn  # noqa: E402
+from stages.common import configure_torch, resolve_device  # noqa: E402
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+BUNDLED = PROJECT_ROOT / "data" / "fashion-mnist"
+FLAT = PROJECT_ROOT / "data" / "flat"
+# The notebook's settings; the repro section uses the project's params.yaml instead.
+SEED, LR, MOMENTUM, BATCH_SIZE, SCRATCH_LR = 20190187, 0.1, 0.5, 50, 0.1
+GB = 1e9
+DEFAULT_THREADS = torch.get_num_threads()  # before configure_torch changes it
+
+TARGETS = {
+    "epoch_speedup": 8.0,       # the stage's epoch at least this many times faster than the notebook's
+    "scratch_ratio": 1.5,       # one iteration at most this many times the two matrix products
+    "clean_repro_s": 30.0,
+    "lr_change_repro_s": 10.0,
+    "noop_repro_s": 2.0,
+    "stage_peak_bytes": 1.5 * GB,
+}
+
+
+def load_data(workdir):
+    """(train, test) as stages/flatten.load_split gives them: data/flat when present, else the bundled files."""
+    if (FLAT / "train_images.npy").exists():
+        flat_dir = FLAT
+    else:
+        flat_dir = Path(workdir) / "flat"
+        flatten.main(["--raw", str(BUNDLED), "--out", str(flat_dir)])
+    return flatten.load_split(flat_dir, "train"), flatten.load_split(flat_dir, "test")
+
+
+def timed(function, *args, **kwargs):
+    """(seconds, result) of one call; waits for the GPU when there is one."""
+    _synchronize()
+    started = time.perf_counter()
+    result = function(*args, **kwargs)
+    _synchronize()
+    return time.perf_counter() - started, result
+
+
+def _synchronize():
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
+# --- epoch: the notebook's loop against the stage's -------------------------------------------
+
+def bench_epochs(train_set, test_set, workdir, reps):
+    """Median seconds per epoch of the notebook's loop and of train_nn.train, taken in turns."""
+    root = notebook_loop.prepare_root(BUNDLED, Path(workdir) / "torchvision")
+    trainset, _ = notebook_loop.datasets(root)
+    model, criterion, optimizer = notebook_loop.make_training(SEED)
+    trainloader = torch.utils.data.DataLoader(trainset, batch_size=notebook_loop.BATCH_SIZE, shuffle=True)
+
+    def notebook_epoch():
+        # Denormals not flushed, as in the notebook. One thread, as the stage: a
+        # second one only adds hand-offs to steps this small, and on a machine
+        # shared with other work it made the notebook's epoch ten times slower.
+        torch.set_num_threads(1)
+        torch.set_flush_denormal(False)
+        return wall_and_cpu(notebook_loop.train_epoch, model, criterion, optimizer, trainloader)
+
+    def stage_epoch(seed):
+        configure_torch(threads=1)  # what stages/train_nn.main sets
+        return wall_and_cpu(train_nn.train, train_set, test_set, LR, MOMENTUM, BATCH_SIZE, 1, seed)
+
+    notebook_epoch(), stage_epoch(SEED)  # warm-up: first-touch of memory, lazy initializations
+    notebook_times, stage_times = [], []
+    for rep in range(reps):
+        notebook_times.append(notebook_epoch())
+        stage_times.append(stage_epoch(SEED + rep))
+    return {
+        "notebook_s": statistics.median(wall for wall, _ in notebook_times),
+        "stage_s": statistics.median(wall for wall, _ in stage_times),
+        "notebook_cpu_s": statistics.median(cpu for _, cpu in notebook_times),
+        "stage_cpu_s": statistics.median(cpu for _, cpu in stage_times),
+        "reps": reps,
+    }
+
+
+def wall_and_cpu(function, *args):
+    """(wall seconds, CPU seconds of this thread) of one call: both loops run on this one thread.
+
+    On a machine shared with other work the wall time also counts the
+    waits for a core; the CPU time does not.
+    """
+    wall, cpu = time.perf_counter(), time.thread_time()
+    function(*args)
+    return time.perf_counter() - wall, time.thread_time() - cpu
+
+
+# --- scratch: one iteration against its two matrix products -----------------------------------
+
+def bench_scratch(train_set, reps, iterations=5):
+    """Per thread count (1 and the stage's): median seconds per iteration and per pair of products.
+
+    The pair is X @ Theta.T and the gradient's (c, n) @ (n, f) product, the
+    two passes over X that an iteration cannot do without. One thread shows
+    the work itself; the stage's count can also show a busy machine: every
+    small parallel step of an iteration then waits for a core.
+    """
+    torch.set_num_threads(DEFAULT_THREADS)
+    stage_threads = configure_torch()  # what stages/train_scratch.main sets
+    images, labels = train_set
+    X = softmax.add_intercept(images)
+    Y = softmax.one_hot(labels, train_nn.N_CLASSES)
+    Theta = torch.randn(Y.shape[1], X.shape[1], generator=torch.Generator().manual_seed(0)) * 0.01
+
+    def products():
+        for _ in range(iterations):
+            logits = X @ Theta.T  # the forward pass
+            logits.T @ X          # the gradient's product
+
+    def descent():
+        result = softmax.gradient_descent(X, Y, SCRATCH_LR, max_iter=iterations, tol=0.0)
+        assert result.iterations == iterations, "the benchmark needs every iteration to run"
+
+    results = []
+    for threads in sorted({1, stage_threads}):
+        torch.set_num_threads(threads)
+        products(), descent()
+        product_times, iteration_times = [], []
+        for _ in range(reps):
+            product_times.append(timed(products)[0] / iterations)
+            iteration_times.append(timed(descent)[0] / iterations)
+        results.append({
+            "iteration_s": statistics.median(iteration_times), "products_s": statistics.median(product_times),
+            "threads": threads, "stage_threads": stage_threads, "shape": tuple(X.shape),
+        })
+    return results
+
+
+# --- repro: the real `dvc repro` in a temporary copy -------------------------------------------
+
+SHIM = '''#!{python} -S
+"""Stands in for `python` on PATH: runs the real one, then logs wall time, import time, peak memory."""
+import json, os, resource, subprocess, sys, time
+
+started = time.perf_counter()
+child = subprocess.Popen([{python!r}, "-X", "importtime", *sys.argv[1:]], stderr=subprocess.PIPE, text=True)
+import_us = 0
+for line in child.stderr:
+    if line.startswith("import time:"):
+        _, cumulative, name = line.split("|")
+        # Top-level imports only (nested ones are indented): their cumulative times add up.
+        if cumulative.strip().isdigit() and not name[1:].startswith(" "):
+            import_us += int(cumulative)
+    else:
+        sys.stderr.write(line)
+code = child.wait()
+record = {{
+    "argv": sys.argv[1:], "returncode": code, "wall_s": time.perf_counter() - started,
+    "import_s": import_us / 1e6, "peak_bytes": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024,
+}}
+with open(os.environ["BENCH_STAGE_LOG"], "a") as log:
+    log.write(json.dumps(record) + "\\n")
+sys.exit(code)
+'''
+
+
+def bench_repro(workdir, lr_change):
+    """Wall seconds of three `dvc repro` runs and, per stage of the clean one, what its process cost."""
+    sys.path.insert(0, str(PROJECT_ROOT / "tests"))
+    from conftest import dvc_env, make_project, set_params, stages_run
+
+    workdir = Path(workdir)
+    project = make_project(workdir / "project")
+    shim_dir = workdir / "bin"
+    shim_dir.mkdir()
+    (shim_dir / "python").write_text(SHIM.format(python=sys.executable))
+    (shim_dir / "python").chmod(0o755)
+    log = workdir / "stages.jsonl"
+    env = dvc_env()
+    env.update(PATH=f"{shim_dir}{os.pathsep}{env['PATH']}", BENCH_STAGE_LOG=str(log))
+
+    def repro():
+        started = time.perf_counter()
+        result = subprocess.run(["dvc", "repro"], cwd=project, env=env, capture_output=True, text=True)
+        elapsed = time.perf_counter() - started
+        if result.returncode != 0:
+            raise SystemExit(f"dvc repro failed in {project}:\n{result.stdout}\n{result.stderr}")
+        return elapsed, stages_run(result.stdout)
+
+    clean_s, clean_stages = repro()
+    stage_records = [json.loads(line) for line in log.read_text().splitlines()]
+    set_params(project, {"train_nn.lr": lr_change})
+    lr_s, lr_stages = repro()
+    noop_s, noop_stages = repro()
+    per_stage = {}
+    for record in stage_records:
+        argv = record["argv"]
+        name = argv[argv.index("-m") + 1].rsplit(".", 1)[-1] if "-m" in argv else " ".join(argv)
+        per_stage[name] = record
+    return {
+        "clean_s": clean_s, "clean_stages": clean_stages, "lr_s": lr_s, "lr_stages": lr_stages,
+        "noop_s": noop_s, "noop_stages": noop_stages, "per_stage": per_stage, "lr_change": lr_change,
+    }
+
+
+# --- the table ---------------------------------------------------------------------------------
+
+def table(epochs, scratch, repro):
+    rows = [("what", "measured", "target", "met")]
+
+    def met(ok):
+        return "yes" if ok else "**no**"
+
+    if epochs:
+        speedup = epochs["notebook_s"] / epochs["stage_s"]
+        cpu_speedup = epochs["notebook_cpu_s"] / epochs["stage_cpu_s"]
+        rows += [
+            ("notebook loop (DataLoader, ToTensor), one epoch, 1 thread",
+             f"{epochs['notebook_s']:.3f} s (CPU {epochs['notebook_cpu_s']:.3f} s)", "", ""),
+            ("stages/train_nn.train, one epoch with its metrics, 1 thread",
+             f"{epochs['stage_s']:.3f} s (CPU {epochs['stage_cpu_s']:.3f} s): "
+             f"{speedup:.1f}x faster (CPU {cpu_speedup:.1f}x)",
+             f">= {TARGETS['epoch_speedup']:.0f}x faster", met(speedup >= TARGETS["epoch_speedup"])),
+        ]
+    for result in scratch or []:
+        ratio = result["iteration_s"] / result["products_s"]
+        n, f = result["shape"]
+        threads = f"{result['threads']} thread" + ("s" if result["threads"] > 1 else "")
+        if result["threads"] == result["stage_threads"]:
+            threads += ", as the stage"
+        rows += [
+            (f"scratch: X @ Theta.T and the gradient's product, X {n}x{f} float32, {threads}",
+             f"{result['products_s'] * 1e3:.1f} ms", "", ""),
+            (f"scratch: one gradient-descent iteration, {threads}",
+             f"{result['iteration_s'] * 1e3:.1f} ms: {ratio:.2f}x the products",
+             f"<= {TARGETS['scratch_ratio']}x", met(ratio <= TARGETS["scratch_ratio"])),
+        ]
+    if repro:
+        rows += [
+            ("`dvc repro`, clean, every stage", f"{repro['clean_s']:.1f} s",
+             f"<= {TARGETS['clean_repro_s']:.0f} s", met(repro["clean_s"] <= TARGETS["clean_repro_s"])),
+            (f"`dvc repro` after train_nn.lr -> {repro['lr_change']}",
+             f"{repro['lr_s']:.1f} s ({', '.join(repro['lr_stages'])})",
+             f"<= {TARGETS['lr_change_repro_s']:.0f} s", met(repro["lr_s"] <= TARGETS["lr_change_repro_s"])),
+            ("`dvc repro` with nothing to do", f"{repro['noop_s']:.1f} s ({len(repro['noop_stages'])} stages ran)",
+             f"<= {TARGETS['noop_repro_s']:.0f} s", met(repro["noop_s"] <= TARGETS["noop_repro_s"] and
+                                                       not repro["noop_stages"])),
+        ]
+        for name, record in repro["per_stage"].items():
+            rows.append((
+                f"stage {name}: wall, of which imports; peak memory",
+                f"{record['wall_s']:.1f} s, {record['import_s']:.1f} s; {record['peak_bytes'] / GB:.2f} GB",
+                f"peak <= {TARGETS['stage_peak_bytes'] / GB} GB",
+                met(record["peak_bytes"] <= TARGETS["stage_peak_bytes"] and record["returncode"] == 0),
+            ))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = ["| " + " | ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) + " |"
+             for row in rows]
+    lines.insert(1, "|" + "|".join("-" * (width + 2) for width in widths) + "|")
+    return "\n".join(lines)
+
+
+def machine_line(load_before):
+    load_after = os.getloadavg()[0]
+    shared = max(load_before, load_after) > os.cpu_count()
+    return (
+        f"{os.cpu_count()} CPUs, torch {torch.__version__}; load average {load_before:.1f} at the start, "
+        f"{load_after:.1f} at the end" + (": above the CPU count, other work shared the machine" if shared else "")
+    )
+
+
+# --- gpu check ---------------------------------------------------------------------------------
+
+def gpu_check(epochs, iterations):
+    """Exit status of the GPU check: 2 without a CUDA GPU, else compare_devices('cuda', 'cpu')."""
+    if not torch.cuda.is_available():
+        print(
+            f"error: no CUDA GPU: torch {torch.__version__} (CUDA build: {torch.version.cuda or 'none'}) "
+            "sees no usable GPU, so there is nothing to compare the CPU with. Run benchmarks/gpu_check.sh "
+            "on a machine with an NVIDIA GPU and its driver.",
+            file=sys.stderr,
+        )
+        return 2
+    print(f"GPU: {torch.cuda.get_device_name()}; CPU: {os.cpu_count()} cores; torch {torch.__version__}; "
+          f"device 'auto' resolves to {resolve_device('auto')}")
+    return compare_devices("cuda", "cpu", epochs, iterations)
+
+
+def compare_devices(fast, reference, epochs, iterations):
+    """Time both trainers on two devices and check that they train the same model; 0 if they do.
+
+    train_nn: seconds per epoch, per-epoch metrics included (the first
+    epoch, with the copy to the device and lazy initializations, apart).
+    train_scratch: seconds per gradient-descent iteration on data already
+    on the device.
+    """
+    with tempfile.TemporaryDirectory(prefix="gpu-check-") as workdir:
+        train_set, test_set = load_data(workdir)
+    results = []
+    for device in (fast, reference):
+        configure_torch(threads=1)  # as stages/train_nn.main
+        epoch_times, last = [], [time.perf_counter()]
+
+        def on_epoch(record, epoch_times=epoch_times, last=last):
+            now = time.perf_counter()  # the record holds Python floats: the device has finished the epoch
+            epoch_times.append(now - last[0])
+            last[0] = now
+
+        model, history, _ = train_nn.train(train_set, test_set, LR, MOMENTUM, BATCH_SIZE, epochs, SEED,
+                                           device, on_epoch=on_epoch)
+        torch.set_num_threads(DEFAULT_THREADS)
+        configure_torch()  # as stages/train_scratch.main
+        images, labels = (t.to(device) for t in train_set)
+        X = softmax.add_intercept(images)
+        Y = softmax.one_hot(labels, train_nn.N_CLASSES)
+        softmax.gradient_descent(X, Y, SCRATCH_LR, max_iter=1, tol=0.0)  # warm-up
+        scratch_s, descent = timed(softmax.gradient_descent, X, Y, SCRATCH_LR, max_iter=iterations, tol=0.0)
+        results.append({
+            "epoch_s": statistics.median(epoch_times[1:] or epoch_times), "first_epoch_s": epoch_times[0],
+            "test_accuracy": history[-1]["test_accuracy"], "weight": model.weight.detach().cpu(),
+            "iteration_s": scratch_s / descent.iterations, "Theta": descent.Theta.cpu(),
+            "loss": descent.loss_history[-1],
+        })
+        del images, labels, X, Y
+    a, b = results
+    weight_gap = (a["weight"] - b["weight"]).abs().max().item()
+    theta_gap = (a["Theta"] - b["Theta"]).abs().max().item()
+    accuracy_gap = abs(a["test_accuracy"] - b["test_accuracy"])
+    agree = weight_gap <= 1e-3 and theta_gap <= 1e-4 and accuracy_gap <= 0.005
+    rows = [
+        ("", fast, reference, f"{reference} / {fast}"),
+        (f"train_nn, s per epoch (median of epochs 2..{epochs})",
+         f"{a['epoch_s']:.3f}", f"{b['epoch_s']:.3f}", f"{b['epoch_s'] / a['epoch_s']:.1f}x"),
+        ("train_nn, first epoch, s (copy to the device included)",
+         f"{a['first_epoch_s']:.3f}", f"{b['first_epoch_s']:.3f}", ""),
+        (f"train_nn, test accuracy after {epochs} epochs",
+         f"{a['test_accuracy']:.4f}", f"{b['test_accuracy']:.4f}", ""),
+        ("train_scratch, ms per iteration",
+         f"{a['iteration_s'] * 1e3:.2f}", f"{b['iteration_s'] * 1e3:.2f}",
+         f"{b['iteration_s'] / a['iteration_s']:.1f}x"),
+        (f"train_scratch, loss after {iterations} iterations", f"{a['loss']:.6f}", f"{b['loss']:.6f}", ""),
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+    print(
+        f"the same models on both devices, up to rounding: max |weight gap| {weight_gap:.1e} (<= 1e-3), "
+        f"max |Theta gap| {theta_gap:.1e} (<= 1e-4), test accuracy gap {accuracy_gap:.4f} (<= 0.005): "
+        + ("yes" if agree else "NO")
+    )
+    return 0 if agree else 1
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=5, help="alternating repetitions of each timing (default 5)")
+    parser.add_argument("--markdown", type=Path, help="also write the table, as Markdown, to this file")
+    parser.add_argument("--no-repro", action="store_true", help="skip the `dvc repro` section (about a minute)")
+    parser.add_argument("--lr-change", type=float, default=0.05, help="train_nn.lr for the second repro")
+    parser.add_argument("--gpu-check", action="store_true", help="GPU against CPU instead (benchmarks/gpu_check.sh)")
+    parser.add_argument("--epochs", type=int, default=3, help="--gpu-check: train_nn epochs per device")
+    parser.add_argument("--iterations", type=int, default=20, help="--gpu-check: train_scratch iterations")
+    args = parser.parse_args(argv)
+    if args.gpu_check:
+        return gpu_check(args.epochs, args.iterations)
+
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="fmnist-bench-") as workdir:
+        train_set, test_set = load_data(workdir)
+        epochs = bench_epochs(train_set, test_set, workdir, args.reps)
+        scratch = bench_scratch(train_set, args.reps)
+        del train_set, test_set
+        repro = None if args.no_repro else bench_repro(workdir, args.lr_change)
+    text = table(epochs, scratch, repro)
+    header = machine_line(load_before)
+    print(header + "\n\n" + text)
+    if args.markdown:
+        args.markdown.write_text(f"{header}\n\n{text}\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""stages/figures.py: each figure shows the data it is given, and a PNG's bytes depend only on that data."""
+
+import struct
+
+import numpy as np
+import pytest
+
+from stages import figures
+from stages.common import CLASS_NAMES, StageError
+from stages.evaluate import draw_figures
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_chunks(data):
+    """[(chunk type, chunk data)] of a PNG file's bytes."""
+    assert data[:8] == PNG_SIGNATURE
+    chunks, offset = [], 8
+    while offset < len(data):
+        (length,) = struct.unpack(">I", data[offset : offset + 4])
+        kind = data[offset + 4 : offset + 8].decode("ascii")
+        chunks.append((kind, data[offset + 8 : offset + 8 + length]))
+        offset += 12 + length
+    return chunks
+
+
+def random_case(seed, n=60):
+    """Images in [0, 1], labels, and predictions that are right about two times in three."""
+    rng = np.random.default_rng(seed)
+    images = rng.random((n, 784), dtype=np.float32)
+    labels = rng.integers(0, 10, n)
+    predicted = np.where(rng.random(n) < 0.66, labels, rng.integers(0, 10, n))
+    return images, labels, predicted
+
+
+def history(epochs=4, seed=0):
+    rng = np.random.default_rng(seed)
+    return {
+        "epoch": np.arange(1, epochs + 1, dtype=float),
+        "train_loss": np.sort(rng.random(epochs))[::-1],
+        "train_accuracy": np.sort(rng.random(epochs)),
+        "test_accuracy": rng.random(epochs),
+    }
+
+
+def test_read_csv_columns_gives_each_header_its_column(tmp_path):
+    path = tmp_path / "h.csv"
+    path.write_text("epoch,train_loss\n1,0.5\n2,0.25\n")
+    columns = figures.read_csv_columns(path)
+    assert list(columns) == ["epoch", "train_loss"]
+    np.testing.assert_array_equal(columns["train_loss"], [0.5, 0.25])
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("epoch,loss\n", "at least one row"),
+    ("epoch,loss\n1,abc\n", "not a table of numbers"),
+    ("epoch,loss\n1,2,3\n", "3 values per row"),
+])
+def test_read_csv_columns_names_the_file_and_the_problem(tmp_path, text, problem):
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    with pytest.raises(StageError, match=problem) as error:
+        figures.read_csv_columns(path)
+    assert str(path) in str(error.value)
+
+
+def test_read_csv_columns_of_a_missing_file_says_which_stage_to_run(tmp_path):
+    with pytest.raises(StageError, match="does not exist; run the stage"):
+        figures.read_csv_columns(tmp_path / "nope.csv")
+
+
+def test_confusion_figure_writes_every_count_in_its_cell():
+    matrix = np.random.default_rng(1).integers(0, 500, (10, 10))
+    figure = figures.confusion_figure(matrix, CLASS_NAMES, "title")
+    axes = figure.axes[0]
+    cells = {(round(t.get_position()[1]), round(t.get_position()[0])): t.get_text() for t in axes.texts}
+    assert cells == {(r, c): str(matrix[r, c]) for r in range(10) for c in range(10)}
+    assert [t.get_text() for t in axes.get_xticklabels()] == CLASS_NAMES
+    assert [t.get_text() for t in axes.get_yticklabels()] == CLASS_NAMES
+    assert (axes.get_xlabel(), axes.get_ylabel()) == ("predicted", "actual")
+
+
+def test_nn_history_figure_plots_loss_and_both_accuracies_per_epoch():
+    data = history()
+    loss_axes, accuracy_axes = figures.nn_history_figure(data).axes
+    (loss_line,) = loss_axes.get_lines()
+    np.testing.assert_array_equal(loss_line.get_xdata(), data["epoch"])
+    np.testing.assert_array_equal(loss_line.get_ydata(), data["train_loss"])
+    lines = {line.get_label(): line.get_ydata() for line in accuracy_axes.get_lines()}
+    np.testing.assert_array_equal(lines["train accuracy"], data["train_accuracy"])
+    np.testing.assert_array_equal(lines["test accuracy"], data["test_accuracy"])
+
+
+def test_scratch_loss_figure_plots_loss_against_iteration():
+    iterations, losses = np.arange(1, 8), np.linspace(2.3, 0.6, 7)
+    (line,) = figures.scratch_loss_figure(iterations, losses).axes[0].get_lines()
+    np.testing.assert_array_equal(line.get_xdata(), iterations)
+    np.testing.assert_array_equal(line.get_ydata(), losses)
+
+
+def test_misclassified_indices_are_the_first_mistakes_in_order():
+    true = np.array([0, 1, 2, 3, 4, 5, 6])
+    predicted = np.array([0, 2, 2, 0, 4, 1, 1])
+    assert figures.misclassified_indices(true, predicted, 2).tolist() == [1, 3]
+    assert figures.misclassified_indices(true, predicted, 10).tolist() == [1, 3, 5, 6]
+
+
+def test_misclassified_figure_captions_each_image_with_true_and_predicted_names():
+    images, labels, predicted = random_case(2)
+    figure = figures.misclassified_figure(images, labels, predicted, CLASS_NAMES, "t", count=8, columns=4)
+    expected = figures.misclassified_indices(labels, predicted, 8)
+    shown = [axes for axes in figure.axes if axes.get_images()]
+    assert len(shown) == len(expected) == 8
+    for axes, index in zip(shown, expected, strict=True):
+        title = axes.get_title()
+        assert f"true: {CLASS_NAMES[labels[index]]}" in title and f"pred: {CLASS_NAMES[predicted[index]]}" in title
+        np.testing.assert_array_equal(axes.get_images()[0].get_array(), images[index].reshape(28, 28))
+
+
+def test_misclassified_figure_of_a_perfect_model_says_there_is_nothing_to_show():
+    images, labels, _ = random_case(3)
+    figure = figures.misclassified_figure(images, labels, labels, CLASS_NAMES, "t")
+    assert not any(axes.get_images() for axes in figure.axes)
+    assert any(text.get_text() == "no misclassified images" for axes in figure.axes for text in axes.texts)
+
+
+def test_png_bytes_carry_no_software_tag_or_time_and_repeat_exactly():
+    data = history()
+    first = figures.png_bytes(figures.nn_history_figure(data))
+    second = figures.png_bytes(figures.nn_history_figure(data))
+    assert first == second
+    chunks = png_chunks(first)
+    assert "tIME" not in {kind for kind, _ in chunks}
+    assert not any(b"Software" in body for kind, body in chunks if kind in ("tEXt", "iTXt", "zTXt"))
+    width, height = struct.unpack(">II", chunks[0][1][:8])
+    assert (width, height) == (10 * figures.DPI, 4 * figures.DPI)
+
+
+def test_png_bytes_change_when_the_data_changes():
+    assert figures.png_bytes(figures.nn_history_figure(history(seed=0))) != \
+        figures.png_bytes(figures.nn_history_figure(history(seed=1)))
+
+
+def test_draw_figures_writes_six_pngs_that_are_the_same_on_a_second_run(tmp_path):
+    images, labels, predicted = random_case(4)
+    predictions = {"scratch": predicted, "nn": labels.copy()}
+    matrices = {name: np.eye(10, dtype=int) for name in predictions}
+    loss = {"iteration": np.arange(1, 6, dtype=float), "loss": np.linspace(2, 1, 5)}
+    for run in ("first", "second"):
+        draw_figures(tmp_path / run, images, labels, predictions, matrices, history(), loss)
+    names = sorted(path.name for path in (tmp_path / "first").iterdir())
+    assert names == sorted(f"{kind}_{model}.png" for kind in ("confusion", "misclassified")
+                           for model in ("nn", "scratch")) + ["train_nn_history.png", "train_scratch_loss.png"]
+    for name in names:
+        assert (tmp_path / "first" / name).read_bytes() == (tmp_path / "second" / name).read_bytes(), name

@@ -1,0 +1,108 @@
+"""stages/train_scratch.py with stages/softmax.py: the notebook's gradient descent, no work wasted.
+
+The reference is the closed-form gradient (P - Y)^T X / n in float64, written
+out here; the stage gets its gradient from autograd in float32.
+"""
+
+import pytest
+import torch
+
+from stages import softmax, train_scratch
+from stages.common import resolve_device
+
+N_FEATURES, N_CLASSES = 784, 10
+
+
+def synthetic(n=500, seed=0):
+    """(n, 784) pixels in [0, 1] around one random image per class, and (n,) labels, a fifth of them wrong."""
+    generator = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, N_CLASSES, (n,), generator=generator)
+    centers = torch.rand(N_CLASSES, N_FEATURES, generator=generator)
+    images = (0.5 * centers[labels] + 0.5 * torch.rand(n, N_FEATURES, generator=generator)).clamp(0, 1)
+    # Wrong labels keep the training accuracy below 1, where a miscount would show.
+    flipped = torch.rand(n, generator=generator) < 0.2
+    labels = torch.where(flipped, torch.randint(0, N_CLASSES, (n,), generator=generator), labels)
+    return images, labels
+
+
+def closed_form_descent(images, labels, lr, iterations):
+    """float64 gradient descent from Theta = 0 with the gradient written out.
+
+    Returns the loss before each of `iterations` updates and the Theta the
+    last of them was taken at (iterations - 1 updates), as Descent records.
+    """
+    X = torch.cat([torch.ones(images.shape[0], 1, dtype=torch.float64), images.double()], dim=1)
+    Y = torch.nn.functional.one_hot(labels, N_CLASSES).double()
+    Theta = torch.zeros(N_CLASSES, X.shape[1], dtype=torch.float64)
+    losses = []
+    for _ in range(iterations):
+        P = torch.softmax(X @ Theta.T, dim=1)
+        losses.append(-(Y * torch.log(P)).sum(dim=1).mean().item())
+        if len(losses) < iterations:
+            Theta = Theta - lr * (P - Y).T @ X / X.shape[0]
+    return Theta, losses
+
+
+def test_train_follows_the_closed_form_gradient():
+    images, labels = synthetic()
+    result, train_accuracy = train_scratch.train(images, labels, lr=0.1, max_iter=25, tol=0.0)
+    Theta, losses = closed_form_descent(images, labels, lr=0.1, iterations=25)
+
+    assert result.iterations == 25 and not result.converged and not result.diverged
+    assert result.loss_history == pytest.approx(losses, rel=1e-5)
+    torch.testing.assert_close(result.Theta.double(), Theta, rtol=1e-4, atol=1e-6)
+    X = softmax.add_intercept(images)
+    expected_accuracy = ((X @ result.Theta.T).argmax(dim=1) == labels).double().mean().item()
+    assert train_accuracy == pytest.approx(expected_accuracy, abs=1e-7)
+    assert 0.2 < train_accuracy < 1  # learned something, and a count that can be wrong
+
+
+def products_reading(X, run):
+    """The matrix products that `run()` computes with X as an operand (profiler events)."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], record_shapes=True) as profile:
+        run()
+    shape = list(X.shape)
+    return [event for event in profile.events()
+            if event.name in ("aten::mm", "aten::addmm", "aten::bmm")
+            and shape in [list(s) for s in event.input_shapes]]
+
+
+def test_each_iteration_reads_x_in_exactly_two_matrix_products():
+    """The forward pass X @ Theta.T and the gradient's product: the loss comes from the same forward pass."""
+    images, labels = synthetic(300)
+    X = softmax.add_intercept(images)
+    Y = softmax.one_hot(labels, N_CLASSES)
+    iterations = 4
+    products = products_reading(X, lambda: softmax.gradient_descent(X, Y, lr=0.1, max_iter=iterations, tol=0.0))
+    assert len(products) == 2 * iterations, [event.input_shapes for event in products]
+
+
+def test_divergence_keeps_the_last_finite_model_and_loss():
+    images, labels = synthetic()
+    result, _ = train_scratch.train(images, labels, lr=1e4, max_iter=50, tol=0.0)
+    metrics = train_scratch.summarize(result, 0.5)
+    assert result.diverged and metrics["diverged"] and metrics["diverged_at_iteration"] == result.iterations
+    assert metrics["final_loss"] == result.loss_history[-2]
+    assert torch.isfinite(result.Theta).all()
+
+
+def test_convergence_stops_early_and_is_reported():
+    images, labels = synthetic()
+    result, accuracy = train_scratch.train(images, labels, lr=0.1, max_iter=1000, tol=1e-2)
+    metrics = train_scratch.summarize(result, accuracy)
+    assert result.converged and metrics["converged"] and not metrics["diverged"]
+    assert metrics["iterations"] == result.iterations < 1000
+    assert metrics["final_loss"] == result.loss_history[-1]
+    assert metrics["diverged_at_iteration"] is None
+
+
+def test_auto_device_gives_the_cpu_result_on_a_machine_without_gpu():
+    images, labels = synthetic()
+    cpu, cpu_accuracy = train_scratch.train(images, labels, 0.1, 10, 0.0, device="cpu")
+    auto_device = resolve_device("auto")
+    auto, auto_accuracy = train_scratch.train(images, labels, 0.1, 10, 0.0, device=auto_device)
+    if auto_device.type == "cpu":
+        assert torch.equal(cpu.Theta, auto.Theta)
+        assert cpu.loss_history == auto.loss_history and cpu_accuracy == auto_accuracy
+    else:  # a GPU: the same model up to rounding
+        torch.testing.assert_close(auto.Theta.cpu(), cpu.Theta, rtol=1e-4, atol=1e-6)
