@@ -6,10 +6,12 @@ kernel's OOM killer (SIGKILL) would deliver it. The next `dvc repro` must
 then produce exactly what an uninterrupted run produces.
 """
 
+import http.server
 import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -137,13 +139,60 @@ def test_train_scratch_killed_mid_loop_then_repro_gives_the_uninterrupted_result
     assert "train_scratch" not in dvc(reproduced, "status", "train_scratch").stdout
 
 
-def test_download_killed_while_writing_leaves_no_data_raw_and_repro_recovers(project, reproduced_template):
+class StallingMirror:
+    """An HTTP mirror on 127.0.0.1 that serves the first file whole and stalls inside the second.
+
+    The download stage then sits, for as long as the test wants, with one
+    file verified in its temporary folder: the kill lands there every time.
+    """
+
+    def __init__(self, folder):
+        release, served = threading.Event(), []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - the name http.server calls
+                body = (folder / self.path.rsplit("/", 1)[-1]).read_bytes()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                served.append(self.path)
+                if len(served) == 1:
+                    self.wfile.write(body)
+                else:
+                    self.wfile.write(body[:100])
+                    self.wfile.flush()
+                    release.wait(WAIT_S)
+
+            def log_message(self, *args):
+                pass
+
+        self.release = release
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.release.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join()
+
+
+def test_download_killed_while_writing_leaves_no_data_raw_and_repro_recovers(project, reproduced_template, monkeypatch):
     data = project / "data"
-    with open(project.parent / "interrupted.log", "w") as log:
+    for name in ("no_proxy", "NO_PROXY"):
+        monkeypatch.setenv(name, "127.0.0.1,localhost")
+    with StallingMirror(data / "fashion-mnist") as mirror, open(project.parent / "interrupted.log", "w") as log:
+        set_params(project, {"download.mirrors": [mirror.url]})
         process = start_repro(project, log, "download")
         # The stage writes into data/.raw.<pid>.<random>.tmp and renames it to data/raw at the end.
         wait_until(lambda: list(data.glob(".raw.*.tmp/*.gz")), process, "download writing data/")
         kill_group_and_wait(process, signal.SIGKILL)
+    set_params(project, {"download.mirrors": []})
 
     assert not (data / "raw").exists()
     assert len(list(data.glob(".raw.*.tmp"))) == 1  # SIGKILL left its temporary folder: only a new run can clean up

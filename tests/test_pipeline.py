@@ -3,8 +3,8 @@
 import json
 
 import pytest
-
 from conftest import commit, dvc, set_params, stages_run
+
 from stages.common import CLASS_NAMES
 
 ALL_STAGES = ["download", "flatten", "train_scratch", "train_nn", "evaluate"]

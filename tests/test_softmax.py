@@ -84,7 +84,7 @@ def test_gradient_descent_stops_when_the_loss_settles_within_tol(blobs):
     assert result.converged
     assert result.iterations < 10000
     assert abs(result.loss_history[-1] - result.loss_history[-2]) <= 1e-3
-    assert all(abs(a - b) > 1e-3 for a, b in zip(result.loss_history[:-2], result.loss_history[1:-1]))
+    assert all(abs(a - b) > 1e-3 for a, b in zip(result.loss_history[:-2], result.loss_history[1:-1], strict=True))
 
 
 def test_gradient_descent_stops_at_max_iter():

@@ -1,7 +1,7 @@
 """stages/sweep_report.py, fed the `dvc exp show --json` of experiments run here with the real dvc.
 
-Every expected number comes from the experiments' own commits (`git show
-<rev>:metrics/...`), not from the output under test.
+Every expected number comes from the experiments' own commits (read through
+`dvc.api.read` at each experiment's revision), not from the output under test.
 """
 
 import csv
@@ -13,7 +13,8 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import dvc, dvc_env, run
+from conftest import dvc, dvc_env
+from dvc.api import read as dvc_read
 from ruamel.yaml import YAML
 
 from stages import sweep_report
@@ -36,8 +37,8 @@ def captured(reproduced_template, tmp_path_factory):
 
 
 def committed(project, rev, path):
-    """A file's content as the experiment's commit holds it (JSON or YAML)."""
-    text = run(project, "git", "show", f"{rev}:{path}").stdout
+    """A file's content as the experiment's commit holds it (JSON or YAML), read through DVC's API."""
+    text = dvc_read(path, repo=str(project), rev=rev)
     return json.loads(text) if path.endswith(".json") else YAML(typ="safe").load(text)
 
 
