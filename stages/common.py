@@ -210,9 +210,14 @@ def save_tensors(path, tensors):
         save_file({name: t.detach().cpu().contiguous() for name, t in tensors.items()}, str(tmp))
 
 
-def load_tensors(path):
+def load_tensors(path, as_numpy=False):
+    """{name: tensor} from a safetensors file; numpy arrays instead with `as_numpy`."""
     from safetensors import SafetensorError
-    from safetensors.torch import load_file
+
+    if as_numpy:
+        from safetensors.numpy import load_file
+    else:
+        from safetensors.torch import load_file
 
     try:
         return load_file(str(path))

@@ -11,50 +11,47 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-import torch
 from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score
 
-from stages import figures, softmax
+from stages import figures
 from stages.common import (
     CLASS_NAMES,
     StageError,
     atomic_dir,
-    configure_torch,
     load_tensors,
     stage_main,
     write_csv,
     write_json,
     write_text,
 )
-from stages.flatten import N_FEATURES, load_split
-from stages.train_nn import make_model
+from stages.flatten import N_FEATURES, load_split_arrays
 
-LABELS = list(range(len(CLASS_NAMES)))
+N_CLASSES = len(CLASS_NAMES)
+LABELS = list(range(N_CLASSES))
+
+
+# Predictions in numpy: the same products as softmax.predict and nn.Linear,
+# without loading torch (a second of every rerun after a training change).
 
 
 def predict_scratch(Theta, images):
-    return softmax.predict(softmax.add_intercept(images), Theta)
+    """(10, 785) Theta with the intercept in column 0, (N, 784) images -> (N,) classes."""
+    return np.argmax(images @ Theta[:, 1:].T + Theta[:, 0], axis=1)
 
 
-def load_scratch_model(path):
-    tensors = load_tensors(path)
-    if "Theta" not in tensors or tuple(tensors["Theta"].shape) != (len(CLASS_NAMES), N_FEATURES + 1):
-        raise StageError(f"{path} holds no (10, 785) Theta; rerun `dvc repro train_scratch`")
-    return tensors["Theta"]
+def predict_nn(weights, images):
+    """nn.Linear(784, 10)'s weight and bias, (N, 784) images -> (N,) classes: argmax of x W^T + b."""
+    return np.argmax(images @ weights["weight"].T + weights["bias"], axis=1)
 
 
-def load_nn_model(path):
-    model = make_model()
-    try:
-        model.load_state_dict(load_tensors(path))
-    except RuntimeError:
-        raise StageError(f"{path} does not hold a Linear(784, 10) model; rerun `dvc repro train_nn`") from None
-    return model
-
-
-def predict_nn(model, images):
-    with torch.inference_mode():
-        return model(images).argmax(dim=1)
+def load_model(path, expected_shapes, stage):
+    """{name: array} from a safetensors file, each with the shape `expected_shapes` names."""
+    arrays = load_tensors(path, as_numpy=True)
+    shapes = {name: tuple(arrays[name].shape) for name in expected_shapes if name in arrays}
+    if shapes != expected_shapes:
+        wanted = ", ".join(f"{name} {shape}" for name, shape in expected_shapes.items())
+        raise StageError(f"{path} does not hold {wanted}; rerun `dvc repro {stage}`")
+    return arrays
 
 
 def evaluate(true_labels, predicted):
@@ -101,19 +98,20 @@ def main(argv=None):
     parser.add_argument("--figures", required=True, help="folder for the PNG figures")
     args = parser.parse_args(argv)
 
-    configure_torch()
-    images, labels = load_split(args.data, "test")
+    images, labels = load_split_arrays(args.data, "test")
     nn_history = figures.read_csv_columns(args.nn_history)
     scratch_loss = figures.read_csv_columns(args.scratch_loss)
+    scratch_model = load_model(args.scratch_model, {"Theta": (N_CLASSES, N_FEATURES + 1)}, "train_scratch")
+    nn_model = load_model(args.nn_model, {"weight": (N_CLASSES, N_FEATURES), "bias": (N_CLASSES,)}, "train_nn")
     predictions = {
-        "scratch": predict_scratch(load_scratch_model(args.scratch_model), images),
-        "nn": predict_nn(load_nn_model(args.nn_model), images),
+        "scratch": predict_scratch(scratch_model["Theta"], images),
+        "nn": predict_nn(nn_model, images),
     }
 
     out = Path(args.out)
     summaries, matrices = {}, {}
     for name, predicted in predictions.items():
-        summary, report, report_text, matrix = evaluate(labels.numpy(), predicted.numpy())
+        summary, report, report_text, matrix = evaluate(labels, predicted)
         summaries[name], matrices[name] = summary, matrix
         write_json(out / f"report_{name}.json", report)
         write_text(out / f"report_{name}.txt", report_text)
@@ -126,9 +124,7 @@ def main(argv=None):
 
     # The figures folder appears whole, with every PNG in it, or not at all.
     with atomic_dir(args.figures) as figures_dir:
-        draw_figures(figures_dir, images.numpy(), labels.numpy(),
-                     {name: predicted.numpy() for name, predicted in predictions.items()},
-                     matrices, nn_history, scratch_loss)
+        draw_figures(figures_dir, images, labels, predictions, matrices, nn_history, scratch_loss)
     print(f"figures: {', '.join(sorted(p.name for p in Path(args.figures).iterdir()))}")
 
 

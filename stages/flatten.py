@@ -79,16 +79,28 @@ def flatten_split(raw_dir, split):
     return images, labels
 
 
-def load_split(flat_dir, split):
-    """(N, 784) float32 tensor of pixels in [0, 1] and (N,) int64 labels, as ToTensor gives."""
-    import torch
+def load_split_arrays(flat_dir, split):
+    """(N, 784) float32 pixels in [0, 1] and (N,) int64 labels, as numpy arrays.
 
+    The one place pixels are scaled: uint8 / 255 in float32, exactly what the
+    notebook's ToTensor computes.
+    """
     flat_dir = Path(flat_dir)
     images = load_array(flat_dir / f"{split}_images.npy")
     labels = load_array(flat_dir / f"{split}_labels.npy")
     if images.shape != (labels.shape[0], N_FEATURES):
         raise StageError(f"{flat_dir}: {split} images {images.shape} do not match {labels.shape[0]} labels")
-    return torch.from_numpy(images).float().div_(255), torch.from_numpy(labels.astype(np.int64))
+    pixels = images.astype(np.float32)
+    pixels /= np.float32(255)
+    return pixels, labels.astype(np.int64)
+
+
+def load_split(flat_dir, split):
+    """load_split_arrays as torch tensors: (N, 784) float32 and (N,) int64."""
+    import torch
+
+    images, labels = load_split_arrays(flat_dir, split)
+    return torch.from_numpy(images), torch.from_numpy(labels)
 
 
 def load_array(path):
