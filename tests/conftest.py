@@ -4,6 +4,7 @@ The copy holds the project's code, params and bundled data (never
 ../shared), and no outputs: every stage has to run for real.
 """
 
+import math
 import os
 import re
 import shutil
@@ -50,8 +51,11 @@ def stages_run(output):
     return re.findall(r"Running stage '([^']+)'", output)
 
 
+DELETE = object()  # set_params({"train_nn.lr": DELETE}) removes the key
+
+
 def set_params(project, changes):
-    """Set dotted keys of params.yaml, keeping its comments: {"train_nn.lr": 0.01}."""
+    """Set (or DELETE) dotted keys of params.yaml, keeping its comments: {"train_nn.lr": 0.01}."""
     yaml = YAML()
     path = Path(project) / "params.yaml"
     params = yaml.load(path.read_text())
@@ -60,8 +64,13 @@ def set_params(project, changes):
         node = params
         for section in sections:
             node = node[section]
-        # ruamel writes a plain float such as 0.01 as 0.010000000000000001; its own scalar keeps the text
-        node[key] = yaml.load(repr(value)) if isinstance(value, float) else value
+        if value is DELETE:
+            del node[key]
+        elif isinstance(value, float) and math.isfinite(value):
+            # ruamel writes a plain float such as 0.01 as 0.010000000000000001; its own scalar keeps the text
+            node[key] = yaml.load(repr(value))
+        else:
+            node[key] = value
     with open(path, "w") as f:
         yaml.dump(params, f)
 

@@ -9,13 +9,10 @@ regenerates whenever a later case needs them.
 
 import math
 import shutil
-from pathlib import Path
 
 import pytest
-from conftest import dvc
+from conftest import DELETE, dvc, set_params
 from ruamel.yaml import YAML
-
-DELETE = object()
 
 
 @pytest.fixture(scope="module")
@@ -32,24 +29,6 @@ def restored(shared_project):
     good = params.read_text()
     yield shared_project
     params.write_text(good)
-
-
-def edit_params(project, changes):
-    """Apply {"section.key": value or DELETE} to params.yaml, as a user's editor would."""
-    yaml = YAML()
-    path = Path(project) / "params.yaml"
-    params = yaml.load(path.read_text())
-    for dotted, value in changes.items():
-        *sections, key = dotted.split(".")
-        node = params
-        for section in sections:
-            node = node[section]
-        if value is DELETE:
-            del node[key]
-        else:
-            node[key] = value
-    with open(path, "w") as f:
-        yaml.dump(params, f)
 
 
 NUMBER = "a finite number > 0"
@@ -93,7 +72,7 @@ CASES = [
 @pytest.mark.parametrize(("stage", "changes", "expected"), CASES, ids=lambda case: None)
 def test_bad_param_stops_dvc_repro_with_one_line(restored, stage, changes, expected):
     lock_before = (restored / "dvc.lock").read_text()
-    edit_params(restored, changes)
+    set_params(restored, changes)
 
     result = dvc(restored, "repro", *([stage] if stage else []), check=False)
 
