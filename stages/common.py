@@ -117,6 +117,10 @@ def atomic_dir(path):
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=_temporary_prefix(path), suffix=".tmp"))
+    # mkdtemp makes a private folder (0700); the output gets a plain folder's mode.
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)
     old = None
     try:
         yield tmp
