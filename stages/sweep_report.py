@@ -54,12 +54,12 @@ class Column:
 COLUMNS = [
     Column("nn", "train_nn.lr", "lr", "params", "train_nn.lr"),
     Column("nn", "train_nn.epochs", "epochs", "params", "train_nn.epochs"),
-    Column("nn", "nn_train_accuracy", "train accuracy", "train_nn", "train_accuracy"),
+    Column("nn", "nn_train_accuracy", "train accuracy", "train_nn", "nn.train_accuracy"),
     Column("nn", "nn_test_accuracy", "test accuracy", "evaluate", "nn.accuracy"),
     Column("scratch", "train_scratch.lr", "lr", "params", "train_scratch.lr"),
     Column("scratch", "train_scratch.max_iter", "max_iter", "params", "train_scratch.max_iter"),
-    Column("scratch", "scratch_iterations", "iterations run", "train_scratch", "iterations"),
-    Column("scratch", "scratch_train_accuracy", "train accuracy", "train_scratch", "train_accuracy"),
+    Column("scratch", "scratch_iterations", "iterations run", "train_scratch", "scratch.iterations"),
+    Column("scratch", "scratch_train_accuracy", "train accuracy", "train_scratch", "scratch.train_accuracy"),
     Column("scratch", "scratch_test_accuracy", "test accuracy", "evaluate", "scratch.accuracy"),
 ]
 # Per model: its title, the params that decide how it trains, the swept
@@ -69,13 +69,16 @@ MODELS = {
         "title": "train_nn: torch.nn Linear + SGD (epochs of minibatches)",
         "params": ("seed", "train_nn"),
         "lr": "train_nn.lr", "steps": "train_nn.epochs", "steps_name": "epochs",
-        "notes": [("train_nn", "diverged", "diverged")],
+        "notes": [("train_nn", "nn.diverged", "diverged")],
     },
     "scratch": {
         "title": "train_scratch: full-batch gradient descent from scratch (iterations)",
         "params": ("train_scratch",),
         "lr": "train_scratch.lr", "steps": "train_scratch.max_iter", "steps_name": "max_iter",
-        "notes": [("train_scratch", "diverged", "diverged"), ("train_scratch", "converged", "converged early")],
+        "notes": [
+            ("train_scratch", "scratch.diverged", "diverged"),
+            ("train_scratch", "scratch.converged", "converged early"),
+        ],
     },
 }
 

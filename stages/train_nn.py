@@ -152,7 +152,9 @@ def main(argv=None):
     }
     save_tensors(args.model, model.state_dict())
     write_csv(args.history, list(history[0]), [list(record.values()) for record in history])
-    write_json(args.metrics, metrics)
+    # Under the model's name, as in evaluate.json: `dvc exp show` then names
+    # every column by a short unique key (nn.train_accuracy, nn.accuracy).
+    write_json(args.metrics, {"nn": metrics})
     print(
         f"train_nn: {len(history)} epochs in {elapsed:.1f} s on {device} ({threads} threads, "
         f"{elapsed / len(history):.2f} s/epoch), train accuracy {metrics['train_accuracy']:.4f}"

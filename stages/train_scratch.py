@@ -65,7 +65,9 @@ def main(argv=None):
     metrics = summarize(result, train_accuracy)
     save_tensors(args.model, {"Theta": result.Theta})
     write_csv(args.loss_curve, ["iteration", "loss"], enumerate(result.loss_history, start=1))
-    write_json(args.metrics, metrics)
+    # Under the model's name, as in evaluate.json: `dvc exp show` then names
+    # every column by a short unique key (scratch.train_accuracy, scratch.accuracy).
+    write_json(args.metrics, {"scratch": metrics})
     print(
         f"train_scratch: {metrics['iterations']} iterations in {elapsed:.1f} s on {device} ({threads} threads), "
         f"loss {metrics['final_loss']:.4f}, train accuracy {train_accuracy:.4f}"

@@ -81,13 +81,13 @@ def test_diverging_trainers_are_recorded_and_evaluated_by_dvc_repro(reproduced):
     assert stages_run(result.stdout) == ["train_scratch", "train_nn", "evaluate"]
     assert "DIVERGED at iteration 2" in result.stdout and "DIVERGED at epoch 1" in result.stdout
 
-    scratch = json.loads((reproduced / "metrics/train_scratch.json").read_text())
+    scratch = json.loads((reproduced / "metrics/train_scratch.json").read_text())["scratch"]
     assert scratch["diverged"] is True and scratch["converged"] is False
     assert scratch["diverged_at_iteration"] == 2 and scratch["iterations"] == 2
     # The metrics describe the model that was kept: Theta = 0, whose loss is log(10).
     assert math.isclose(scratch["final_loss"], math.log(10), rel_tol=1e-5)
 
-    nn_metrics = json.loads((reproduced / "metrics/train_nn.json").read_text())
+    nn_metrics = json.loads((reproduced / "metrics/train_nn.json").read_text())["nn"]
     assert nn_metrics["diverged"] is True and nn_metrics["diverged_at_epoch"] == 1
     assert nn_metrics["epochs_run"] == 1
 
@@ -115,7 +115,7 @@ def test_a_nan_loss_is_recorded_as_null_and_evaluated_by_dvc_repro(reproduced):
     assert result.returncode == 0, output
     assert "Traceback" not in output
     assert stages_run(result.stdout) == ["train_nn", "evaluate"]
-    nn_metrics = json.loads((reproduced / "metrics/train_nn.json").read_text())
+    nn_metrics = json.loads((reproduced / "metrics/train_nn.json").read_text())["nn"]
     assert nn_metrics["diverged"] is True and nn_metrics["diverged_at_epoch"] == 1
     assert nn_metrics["train_loss"] is None  # NaN is written as null, which every JSON reader takes
     history = (reproduced / "metrics/train_nn_history.csv").read_text().splitlines()

@@ -70,8 +70,8 @@ def test_queued_sweep_records_params_and_metrics_of_both_experiments(swept_exper
         metrics = {path: entry["data"] for path, entry in data["metrics"].items()}
         for model in ("nn", "scratch"):
             assert 0 < metrics["metrics/evaluate.json"][model]["accuracy"] <= 1
-        assert 0 < metrics["metrics/train_nn.json"]["train_accuracy"] <= 1
-        assert 0 < metrics["metrics/train_scratch.json"]["train_accuracy"] <= 1
+        assert 0 < metrics["metrics/train_nn.json"]["nn"]["train_accuracy"] <= 1
+        assert 0 < metrics["metrics/train_scratch.json"]["scratch"]["train_accuracy"] <= 1
     nn_test = [data["metrics"]["metrics/evaluate.json"]["data"]["nn"]["accuracy"]
                for data in swept_experiments.values()]
     assert nn_test[0] != nn_test[1], "two learning rates gave the same model: the override did not reach the stage"

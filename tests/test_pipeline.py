@@ -35,9 +35,9 @@ def test_repro_runs_every_stage_and_writes_every_file(project):
         assert sum(report[name]["support"] for name in CLASS_NAMES) == 10000
         assert "Ankle boot" in (project / f"metrics/report_{model}.txt").read_text()
 
-    scratch = json.loads((project / "metrics/train_scratch.json").read_text())
+    scratch = json.loads((project / "metrics/train_scratch.json").read_text())["scratch"]
     assert scratch["iterations"] == 5 and scratch["converged"] is False and scratch["diverged"] is False
-    nn = json.loads((project / "metrics/train_nn.json").read_text())
+    nn = json.loads((project / "metrics/train_nn.json").read_text())["nn"]
     assert nn["epochs_run"] == 1 and 0.5 < nn["train_accuracy"] <= 1.0
     history = (project / "metrics/train_nn_history.csv").read_text().splitlines()
     assert history[0] == "epoch,train_loss,train_accuracy,test_accuracy" and len(history) == 2

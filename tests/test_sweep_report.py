@@ -69,8 +69,8 @@ def test_rows_hold_each_experiments_committed_params_and_metrics(captured, rows)
     for row in rows:
         params = committed(project, row["rev"], "params.yaml")
         evaluate = committed(project, row["rev"], "metrics/evaluate.json")
-        train_nn = committed(project, row["rev"], "metrics/train_nn.json")
-        train_scratch = committed(project, row["rev"], "metrics/train_scratch.json")
+        train_nn = committed(project, row["rev"], "metrics/train_nn.json")["nn"]
+        train_scratch = committed(project, row["rev"], "metrics/train_scratch.json")["scratch"]
         assert row["experiment"] == f"lr-{params['train_nn']['lr']}"
         assert row["train_nn.epochs"] == params["train_nn"]["epochs"]
         assert row["train_scratch.max_iter"] == params["train_scratch"]["max_iter"]
