@@ -4,12 +4,14 @@ The copy holds the project's code, params and bundled data (never
 ../shared), and no outputs: every stage has to run for real.
 """
 
+import http.server
 import math
 import os
 import re
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -96,6 +98,24 @@ def make_project(destination, params=None):
     run(destination, "git", "init", "-q", "-b", "main")
     commit(destination, "project")
     return destination
+
+
+class LocalServer:
+    """An HTTP server on 127.0.0.1 (a free port) that runs in a thread for the length of a `with` block."""
+
+    def __init__(self, handler, path="/"):
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join()
 
 
 @pytest.fixture

@@ -9,11 +9,10 @@ import gzip
 import hashlib
 import http.server
 import socket
-import threading
 
 import numpy as np
 import pytest
-from conftest import PROJECT_ROOT, dvc, set_params
+from conftest import PROJECT_ROOT, LocalServer, dvc, set_params
 
 from stages import download
 
@@ -61,7 +60,7 @@ DEFECTS = {
 MISSING_REPORT = {"folder": "FileNotFoundError: [Errno 2] No such file or directory", "http": "HTTP Error 404"}
 
 
-class Server:
+class Server(LocalServer):
     """An HTTP server on 127.0.0.1: {name: bytes} served as files; names in `hang_up` stop early."""
 
     def __init__(self, files, hang_up=()):
@@ -93,18 +92,7 @@ class Server:
             def log_message(self, *args):
                 pass
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/fashion/"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join()
+        super().__init__(Handler, path="/fashion/")
 
 
 def dead_url():

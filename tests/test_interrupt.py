@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import dvc, dvc_env, set_params, stages_run
+from conftest import LocalServer, dvc, dvc_env, set_params, stages_run
 from ruamel.yaml import YAML
 
 from stages.common import StageError, atomic_dir, load_tensors, remove_stale_temporaries, write_text
@@ -139,7 +139,7 @@ def test_train_scratch_killed_mid_loop_then_repro_gives_the_uninterrupted_result
     assert "train_scratch" not in dvc(reproduced, "status", "train_scratch").stdout
 
 
-class StallingMirror:
+class StallingMirror(LocalServer):
     """An HTTP mirror on 127.0.0.1 that serves the first file whole and stalls inside the second.
 
     The download stage then sits, for as long as the test wants, with one
@@ -167,19 +167,11 @@ class StallingMirror:
                 pass
 
         self.release = release
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
+        super().__init__(Handler)
 
     def __exit__(self, *exc):
-        self.release.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join()
+        self.release.set()  # the stalled request returns, so the server can shut down
+        super().__exit__(*exc)
 
 
 def test_download_killed_while_writing_leaves_no_data_raw_and_repro_recovers(project, reproduced_template, monkeypatch):
