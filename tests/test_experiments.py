@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from conftest import commit, dvc, run, set_params, stages_run
 from ruamel.yaml import YAML
-from test_plots import add_offline_template
 
 QUEUE_TIMEOUT_S = 600
 SWEPT_LRS = (0.05, 0.2)
@@ -97,7 +96,6 @@ def test_exp_show_only_changed_keeps_the_swept_params_and_the_accuracies(swept):
 
 def test_plots_diff_of_two_experiments_overlays_their_curves(swept, swept_experiments):
     first, second = sorted(swept_experiments)
-    add_offline_template(swept)
     html_out = dvc(swept, "plots", "diff", first, second, "-o", "diff_plots").stdout
     assert "diff_plots" in html_out
     page = (swept / "diff_plots" / "index.html").read_text()

@@ -16,20 +16,10 @@ import pytest
 from conftest import PROJECT_ROOT, dvc, run
 from ruamel.yaml import YAML
 
-TEMPLATE = Path("plots") / "offline.html"
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 CHROMIUM_TIMEOUT_S = 180
 # Drawn vega charts: vega-embed renders each into an <svg class="marks">.
 CHART_SVG = re.compile(r'<svg[^>]*class="marks".*?</svg>', re.S)
-
-
-def add_offline_template(project):
-    """Copy plots/offline.html into `project` and name it in .dvc/config, as the repository does."""
-    (project / TEMPLATE).parent.mkdir(exist_ok=True)
-    shutil.copyfile(PROJECT_ROOT / TEMPLATE, project / TEMPLATE)
-    # Relative to the .dvc folder, like every path in .dvc/config.
-    dvc(project, "config", "plots.html_template", str(Path("..") / TEMPLATE))
-    return project
 
 
 def declared_plots(project):
@@ -58,7 +48,6 @@ def plot_page(project, *args):
 
 
 def test_plots_show_renders_every_declared_plot(reproduced):
-    add_offline_template(reproduced)
     titles, images = declared_plots(reproduced)
     assert len(titles) >= 5 and len(images) >= 6, (titles, images)
     page = plot_page(reproduced, "show")
@@ -79,7 +68,6 @@ def test_offline_template_matches_what_its_generator_builds():
 
 
 def test_offline_page_loads_no_script_from_the_network(reproduced):
-    add_offline_template(reproduced)
     page = plot_page(reproduced, "show")
     assert re.findall(r"<script[^>]*\bsrc=", page) == []
     assert "window.vegaEmbed=" in page and "{plot_divs}" not in page
@@ -116,7 +104,6 @@ def test_offline_page_draws_every_chart_in_headless_chromium(reproduced, tmp_pat
     assert "cdn.jsdelivr.net" in default_page  # the control: DVC's own page needs the network
     shutil.copytree(reproduced / "plots_out", tmp_path / "default")
 
-    add_offline_template(reproduced)
     plot_page(reproduced, "show")
     screenshot = tmp_path / "offline.png"
     dom = render(reproduced / "plots_out" / "index.html", tmp_path / "profile", screenshot)
