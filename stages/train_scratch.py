@@ -7,6 +7,8 @@ intercept column, gradients by autograd (stages/softmax.py).
 import argparse
 import time
 
+import pandas as pd
+
 from stages import softmax
 from stages.common import (
     configure_torch,
@@ -64,7 +66,8 @@ def main(argv=None):
 
     metrics = summarize(result, train_accuracy)
     save_tensors(args.model, {"Theta": result.Theta})
-    write_csv(args.loss_curve, ["iteration", "loss"], enumerate(result.loss_history, start=1))
+    loss_curve = pd.DataFrame({"iteration": range(1, result.iterations + 1), "loss": result.loss_history})
+    write_csv(args.loss_curve, loss_curve)
     # Under the model's name, as in evaluate.json: `dvc exp show` then names
     # every column by a short unique key (scratch.train_accuracy, scratch.accuracy).
     write_json(args.metrics, {"scratch": metrics})

@@ -54,7 +54,7 @@ def test_read_csv_columns_gives_each_header_its_column(tmp_path):
 @pytest.mark.parametrize("text, problem", [
     ("epoch,loss\n", "at least one row"),
     ("epoch,loss\n1,abc\n", "not a table of numbers"),
-    ("epoch,loss\n1,2,3\n", "3 values per row"),
+    ("epoch,loss\n1,2,3\n", "not a table with a header row"),
 ])
 def test_read_csv_columns_names_the_file_and_the_problem(tmp_path, text, problem):
     path = tmp_path / "bad.csv"
