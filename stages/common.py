@@ -194,9 +194,12 @@ def _finite_or_none(value):
 
 
 def write_csv(path, frame):
-    """Write a pandas DataFrame whole as CSV: a header row, no index, floats in full (shortest repr)."""
+    """Write a pandas DataFrame whole as CSV: a header row, no index, floats in full (shortest repr).
+
+    NaN (a diverged run's loss) is written `nan`, as Python and numpy print it.
+    """
     with atomic_path(path) as tmp:
-        frame.to_csv(tmp, index=False, lineterminator="\n")
+        frame.to_csv(tmp, index=False, lineterminator="\n", na_rep="nan")
 
 
 def save_tensors(path, tensors):

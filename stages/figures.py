@@ -23,13 +23,14 @@ IMAGE_SIDE = 28
 
 
 def read_csv_columns(path):
-    """A CSV with a header row of names and rows of numbers -> DataFrame of float columns."""
+    """A CSV with a header row of names and rows of numbers (nan and inf too) -> DataFrame of float columns."""
     path = Path(path)
     try:
         with warnings.catch_warnings():
             # A row longer than the header: pandas warns and drops the extra values.
             warnings.simplefilter("error", pd.errors.ParserWarning)
-            table = pd.read_csv(path, index_col=False)
+            # Only "nan" is a missing number (a diverged run's loss): an empty field is an error.
+            table = pd.read_csv(path, index_col=False, keep_default_na=False, na_values=["nan"])
     except FileNotFoundError:
         raise StageError(f"{path} does not exist; run the stage that writes it") from None
     except (pd.errors.EmptyDataError, pd.errors.ParserError, pd.errors.ParserWarning) as error:
@@ -38,7 +39,7 @@ def read_csv_columns(path):
         raise StageError(f"{path}: expected a header row and at least one row of numbers")
     numbers = table.apply(pd.to_numeric, errors="coerce")
     for column in table.columns:
-        bad = numbers[column].isna()
+        bad = numbers[column].isna() & table[column].notna()
         if bad.any():
             row = int(bad.to_numpy().argmax())
             raise StageError(f"{path}: not a table of numbers (row {row + 1}, column '{column}': "
