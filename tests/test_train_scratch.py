@@ -139,7 +139,7 @@ def test_the_stage_measures_train_accuracy_on_the_training_split(tmp_path, monke
     train_accuracy = (predicted == labels.numpy()).mean()
     test_accuracy = (predicted == (labels.numpy() + 1) % N_CLASSES).mean()
     assert train_accuracy - test_accuracy > 0.5
-    assert metrics["train_accuracy"] == pytest.approx(train_accuracy, abs=1e-6)
+    assert metrics["train_accuracy"] == train_accuracy  # a count over 300, not a float32 mean
     assert metrics["iterations"] == 12 and metrics["converged"] is False
 
     _, reference_losses = closed_form_descent(torch.from_numpy(scaled).float(), labels, 0.05, 12)
