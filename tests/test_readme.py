@@ -123,6 +123,8 @@ def test_seed_figures_in_the_results_are_what_train_gives():
         torch.set_num_threads(threads)
     assert shown == [f"{accuracy:.4f}" for accuracy in accuracies]
     assert match.group(4) == f"{statistics.mean(accuracies):.3f}"
+    spread = re.search(r"mean [\d.]+, spread ([\d.]+) to ([\d.]+)\)", README)
+    assert spread and spread.groups() == (f"{min(accuracies):.3f}", f"{max(accuracies):.3f}")
 
 
 def test_reports_are_what_sweep_report_makes_of_the_saved_experiments(tmp_path):
@@ -135,3 +137,23 @@ def test_reports_are_what_sweep_report_makes_of_the_saved_experiments(tmp_path):
 def test_readme_shows_the_sweep_report_as_it_is():
     report = (REPORTS / "sweep.md").read_text(encoding="utf-8")
     assert report in README, "README's sweep tables differ from reports/sweep.md; paste the new report"
+
+
+def test_the_answers_quote_only_numbers_of_the_sweep_report():
+    """Every accuracy that the answers to the notebook's questions quote is a cell of reports/sweep.md."""
+    answers = section("## What the notebook asked")
+    report = (REPORTS / "sweep.md").read_text(encoding="utf-8")
+    quoted = set(re.findall(r"\b0\.\d{4}\b", answers.replace(report, "")))
+    assert quoted, "the answers quote no accuracy"
+    assert quoted <= set(re.findall(r"\b0\.\d{4}\b", report)), sorted(quoted - set(re.findall(r"0\.\d{4}", report)))
+
+
+def test_exp_show_in_readme_is_the_saved_sweep():
+    """README's `dvc exp show` rows: each experiment's accuracies are those of reports/sweep.csv."""
+    block = section("## Sweeps").split("$ dvc exp show", 1)[1].split("```", 1)[0]
+    table = pd.read_csv(REPORTS / "sweep.csv").set_index("experiment")
+    rows = re.findall(r"\[([a-z]+-[a-z]+)\]\s+Success\s+([\d.]+)\s+[\d.]+\s+\d+\s+([\d.]+)", block)
+    assert len(rows) >= 8, block
+    for name, train_accuracy, test_accuracy in rows:
+        assert float(train_accuracy) == pytest.approx(table.loc[name, "nn_train_accuracy"], abs=5e-6), name
+        assert float(test_accuracy) == pytest.approx(table.loc[name, "nn_test_accuracy"], abs=5e-5), name
