@@ -15,6 +15,7 @@ cache, or from the DVC remote when the cache lacks them).
 
 import argparse
 import json
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -159,8 +160,10 @@ def read_image(path):
                 image.load()
                 return image.copy()
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-            raise ImageError(f"{path}: too large to decode safely ({error}; the limit is "
-                             f"Pillow's Image.MAX_IMAGE_PIXELS = {Image.MAX_IMAGE_PIXELS})") from None
+            counted = re.search(r"(\d+) pixels", str(error))
+            size = f"{int(counted.group(1)):,} pixels" if counted else "its size"
+            raise ImageError(f"{path}: too large to decode safely ({size}; Pillow's limit, "
+                             f"Image.MAX_IMAGE_PIXELS, is {Image.MAX_IMAGE_PIXELS:,})") from None
         except PermissionError:
             raise ImageError(f"{path}: cannot be read (permission denied)") from None
         except Image.UnidentifiedImageError:
@@ -365,7 +368,9 @@ def main(argv=None):
         record = result_record(image, probabilities, position[image])
         print(json.dumps(record) if args.json else format_text(record), flush=True)
 
-    if args.figure and prepared:
+    if args.figure and not prepared:
+        print(f"no figure written to {args.figure}: none of the images could be read", file=sys.stderr)
+    elif args.figure:
         from stages import figures
 
         try:

@@ -1,0 +1,452 @@
+"""stages/predict.py: images prepared as Fashion-MNIST's, the models' probabilities, bad input, --rev, artifacts.
+
+The pure functions are checked on the bundled data set and against torch
+and torchvision. The command line runs for real: on random models in a
+bare folder (fast), and in temporary git repositories trained with the
+real `dvc` (marked slow), where `--rev`, `dvc artifacts get` and GTO are
+driven through their own command lines.
+"""
+
+import io
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import zlib
+
+import numpy as np
+import pytest
+import torch
+from conftest import PROJECT_ROOT, commit, dvc, dvc_env, make_project, run
+from PIL import Image
+from ruamel.yaml import YAML
+from safetensors.numpy import save_file
+from safetensors.torch import load_file as load_torch_file
+from torchvision.transforms.functional import to_tensor
+
+from stages import predict
+from stages.common import CLASS_NAMES
+from stages.flatten import read_idx
+from stages.softmax import add_intercept
+from stages.softmax import softmax as scratch_softmax
+
+BUNDLED = PROJECT_ROOT / "data" / "fashion-mnist"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# Test-set images the command line is run on in the end-to-end tests.
+N_CLI_IMAGES = 500
+N_PHOTOS = 300
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def bundled_images(split):
+    """(N, 28, 28) uint8 images of the bundled data set, read without the pipeline."""
+    name = "t10k-images-idx3-ubyte.gz" if split == "test" else "train-images-idx3-ubyte.gz"
+    return read_idx(BUNDLED / name).reshape(-1, 28, 28)
+
+
+@pytest.fixture(scope="module")
+def test_images():
+    return bundled_images("test")
+
+
+def as_photo(image, rng):
+    """A 28 x 28 image made to look like a photo: dark on light paper, upscaled by 3 to 10, off-centre.
+
+    Returns a Pillow image; the margins differ on each side, so the object
+    is neither centred nor on a square canvas.
+    """
+    side = int(rng.integers(90, 300))
+    upscaled = Image.fromarray(255 - image).resize((side, side), Image.Resampling.BICUBIC)
+    left, top, right, bottom = (int(margin) for margin in rng.integers(5, side // 2, size=4))
+    paper = Image.new("L", (side + left + right, side + top + bottom), 255)
+    paper.paste(upscaled, (left, top))
+    return paper
+
+
+def png_with_header_only(width, height):
+    """PNG bytes whose header announces width x height gray pixels (with almost no pixel data)."""
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return PNG_SIGNATURE + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def write_bad_inputs(folder, good_image):
+    """{kind of bad input: its path} in `folder`: each case the command line must refuse in one line."""
+    folder.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(good_image).save(folder / "whole.png")
+    whole = (folder / "whole.png").read_bytes()
+    cases = {
+        "missing": folder / "missing.png",
+        "not an image": folder / "notes.png",
+        "truncated": folder / "truncated.png",
+        "empty": folder / "empty.jpg",
+        "too large": folder / "huge.png",
+    }
+    cases["not an image"].write_text("shopping list: sneakers\n")
+    cases["truncated"].write_bytes(whole[: len(whole) // 2])
+    cases["empty"].write_bytes(b"")
+    # 20,000 x 20,000: more than twice Image.MAX_IMAGE_PIXELS, where Pillow refuses to open it.
+    cases["too large"].write_bytes(png_with_header_only(20000, 20000))
+    return cases
+
+
+BAD_INPUT_WORDS = {
+    "missing": "file not found",
+    "not an image": "not an image",
+    "truncated": "truncated",
+    "empty": "empty",
+    "too large": "too large to decode safely",
+}
+
+
+def predict_cli(cwd, *args, timeout=300):
+    """Run `python -m stages.predict ARGS` in `cwd` with this checkout's code."""
+    env = dvc_env()
+    env["PYTHONPATH"] = str(PROJECT_ROOT)
+    return subprocess.run([sys.executable, "-m", "stages.predict", *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def json_lines(stdout):
+    return [json.loads(line) for line in stdout.splitlines()]
+
+
+def torch_probabilities(model_files, images):
+    """{model name: (N, 10) probabilities} of (N, 28, 28) uint8 images, computed with torch alone.
+
+    nn: torch.nn.Linear with the file's weight and bias; scratch: the
+    from-scratch softmax over images with an intercept column. Pixels go
+    through torchvision's to_tensor, as the notebook's ToTensor.
+    """
+    pixels = torch.stack([to_tensor(Image.fromarray(image)).reshape(-1) for image in images]).double()
+    result = {}
+    if "nn" in model_files:
+        weights = load_torch_file(str(model_files["nn"]))
+        linear = torch.nn.Linear(784, 10).double()
+        with torch.no_grad():
+            linear.weight.copy_(weights["weight"])
+            linear.bias.copy_(weights["bias"])
+            result["nn"] = torch.softmax(linear(pixels), dim=1).numpy()
+    if "scratch" in model_files:
+        Theta = load_torch_file(str(model_files["scratch"]))["Theta"].double()
+        result["scratch"] = scratch_softmax(add_intercept(pixels), Theta).numpy()
+    return result
+
+
+def top_three(probabilities):
+    """(10,) probabilities -> [(class name, probability)] of the three largest, by torch.topk."""
+    values, indices = torch.topk(torch.as_tensor(probabilities), 3)
+    return [(CLASS_NAMES[i], v) for v, i in zip(values.tolist(), indices.tolist(), strict=True)]
+
+
+def assert_records_match(record, expected_by_model):
+    """One --json record against the top three of each model's independently computed probabilities."""
+    for name, probabilities in expected_by_model.items():
+        expected = top_three(probabilities)
+        assert [entry["class"] for entry in record[name]] == [cls for cls, _ in expected], (record, expected)
+        np.testing.assert_allclose([entry["probability"] for entry in record[name]],
+                                   [p for _, p in expected], rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------- preparing images (fast)
+
+
+def test_every_test_set_image_passes_through_unchanged(test_images):
+    changed = [i for i, image in enumerate(test_images) if not np.array_equal(predict.prepare_pixels(image), image)]
+    assert changed == []
+
+
+def test_every_inverted_test_set_image_is_inverted_back_exactly(test_images):
+    changed = [i for i, image in enumerate(test_images)
+               if not np.array_equal(predict.prepare_pixels(255 - image), image)]
+    assert changed == []
+
+
+def test_no_image_of_the_data_set_has_a_light_background_and_every_inverted_one_has():
+    images = np.concatenate([bundled_images("train"), bundled_images("test")])
+    assert len(images) == 70000
+    assert not any(predict.has_light_background(image) for image in images)
+    assert all(predict.has_light_background(255 - image) for image in images)
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB", "RGBA", "I;16", "P"])
+def test_a_test_set_png_in_any_pixel_format_reads_back_as_the_same_pixels(test_images, tmp_path, mode):
+    for index in range(20):
+        image = test_images[index]
+        if mode == "I;16":
+            picture = Image.fromarray(image.astype(np.uint16) * 257)  # 16 bits: 255 -> 65535
+        else:
+            picture = Image.fromarray(image).convert(mode)
+        path = tmp_path / f"{index}.png"
+        picture.save(path)
+        prepared = predict.prepare_pixels(predict.grayscale(predict.read_image(path)))
+        np.testing.assert_array_equal(prepared, image, err_msg=f"test image {index} saved as {mode}")
+
+
+def test_scaled_pixels_are_what_torchvision_to_tensor_gives(test_images):
+    expected = torch.stack([to_tensor(Image.fromarray(image)).reshape(-1) for image in test_images[:500]]).numpy()
+    scaled = predict.scale_pixels(test_images[:500])
+    assert scaled.dtype == np.float32 and scaled.shape == (500, 784)
+    np.testing.assert_array_equal(scaled, expected)
+
+
+def test_a_dark_object_off_centre_on_light_paper_comes_out_light_centred_upright_and_28_pixels_tall():
+    paper = np.full((300, 200), 230, dtype=np.uint8)  # 300 rows, 200 columns of light gray
+    paper[20:220, 10:110] = 40  # a dark object 200 tall and 100 wide, near the top-left corner
+    prepared = predict.prepare_pixels(paper)
+    assert prepared.shape == (28, 28)
+    rows = np.flatnonzero((prepared > 128).any(axis=1))
+    columns = np.flatnonzero((prepared > 128).any(axis=0))
+    # Its height fills the 28 rows; its width keeps the 1:2 aspect ratio, centred.
+    assert (rows[0], rows[-1]) == (0, 27)
+    assert 13 <= columns.size <= 15
+    assert abs(columns[0] - (27 - columns[-1])) <= 1
+    # Light object on a black background, like the data set.
+    assert prepared[14, 14] > 200
+    assert prepared[:, :4].max() == 0 and prepared[:, -4:].max() == 0
+
+
+def test_photos_of_test_images_come_out_close_to_the_originals(test_images):
+    rng = np.random.default_rng(0)
+    distances = []
+    for image in test_images[:200]:
+        prepared = predict.prepare_pixels(predict.grayscale(as_photo(image, rng)))
+        distances.append(np.abs(prepared.astype(int) - image).mean())
+    # Measured: a median of about 8 gray levels (of 255); a transposed or
+    # uninverted image is 40 to 120 away.
+    assert np.median(distances) < 15, np.median(distances)
+
+
+def test_transparent_background_counts_as_white_paper():
+    rgba = np.zeros((60, 40, 4), dtype=np.uint8)  # fully transparent (and black underneath)
+    rgba[10:50, 10:30] = (20, 20, 20, 255)  # an opaque dark object
+    gray = predict.grayscale(Image.fromarray(rgba, mode="RGBA"))
+    assert gray[0, 0] == 255 and gray[30, 20] == 20
+    prepared = predict.prepare_pixels(gray)
+    assert prepared[0, 0] == 0 and prepared[14, 14] > 200
+
+
+# ---------------------------------------------------------------- probabilities (fast)
+
+
+@pytest.fixture
+def random_models(tmp_path):
+    """Model files with random weights of the right shapes, as the trainers write them."""
+    rng = np.random.default_rng(7)
+    folder = tmp_path / "models"
+    folder.mkdir()
+    files = {"nn": folder / "nn.safetensors", "scratch": folder / "scratch.safetensors"}
+    save_file({"weight": rng.normal(0, 0.05, (10, 784)).astype(np.float32),
+               "bias": rng.normal(0, 0.5, 10).astype(np.float32)}, str(files["nn"]))
+    save_file({"Theta": rng.normal(0, 0.05, (10, 785)).astype(np.float32)}, str(files["scratch"]))
+    return files
+
+
+def test_probabilities_equal_torch_linear_and_the_from_scratch_softmax(random_models, test_images):
+    models = {name: predict.parse_model(path.read_bytes(), predict.MODEL_SHAPES[name], path)
+              for name, path in random_models.items()}
+    got = predict.predictions(models, predict.scale_pixels(test_images[:300]))
+    expected = torch_probabilities(random_models, test_images[:300])
+    for name in ("nn", "scratch"):
+        np.testing.assert_allclose(got[name], expected[name], rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(got[name].sum(axis=1), 1)
+        for index in range(10):
+            top = predict.top_classes(got[name][index])
+            expected_top = top_three(expected[name][index])
+            assert [cls for cls, _ in top] == [cls for cls, _ in expected_top]
+            np.testing.assert_allclose([p for _, p in top], [p for _, p in expected_top], rtol=1e-5)
+
+
+def test_softmax_stays_finite_for_large_logits():
+    probabilities = predict.softmax([[1000.0, -1000.0, 0.0], [0.0, 0.0, 0.0]])
+    np.testing.assert_allclose(probabilities, [[1, 0, 0], [1 / 3, 1 / 3, 1 / 3]])
+
+
+def test_a_model_of_the_wrong_shape_is_refused_in_one_line(random_models):
+    with pytest.raises(predict.StageError, match=r"does not hold Theta \(10, 785\)"):
+        predict.parse_model(random_models["nn"].read_bytes(), predict.MODEL_SHAPES["scratch"], "somewhere")
+    with pytest.raises(predict.StageError, match="not a safetensors model file"):
+        predict.parse_model(b"not a model", predict.MODEL_SHAPES["nn"], "somewhere")
+
+
+# ---------------------------------------------------------------- bad images (fast)
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_INPUT_WORDS))
+def test_each_bad_image_is_refused_with_its_name_and_the_problem(test_images, tmp_path, kind):
+    path = write_bad_inputs(tmp_path, test_images[0])[kind]
+    with pytest.raises(predict.ImageError) as refused:
+        predict.read_image(path)
+    message = str(refused.value)
+    assert message.startswith(f"{path}: ") and BAD_INPUT_WORDS[kind] in message and "\n" not in message
+
+
+def test_an_image_above_the_decompression_bomb_warning_limit_is_refused_too(tmp_path):
+    # 10,000 x 10,000 pixels: above Image.MAX_IMAGE_PIXELS, below twice it,
+    # where Pillow would only warn and go on decoding.
+    assert Image.MAX_IMAGE_PIXELS < 10000 * 10000 < 2 * Image.MAX_IMAGE_PIXELS
+    path = tmp_path / "large.png"
+    path.write_bytes(png_with_header_only(10000, 10000))
+    with pytest.raises(predict.ImageError, match=r"too large to decode safely \(100,000,000 pixels"):
+        predict.read_image(path)
+
+
+def test_a_truncated_jpeg_is_refused(test_images, tmp_path):
+    buffer = io.BytesIO()
+    Image.fromarray(test_images[0]).resize((280, 280)).save(buffer, format="JPEG")
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    with pytest.raises(predict.ImageError, match="truncated"):
+        predict.read_image(path)
+
+
+# ---------------------------------------------------------------- the command line on random models (fast)
+
+
+@pytest.fixture
+def bare_folder(tmp_path, random_models):
+    """A folder with the project's dvc.yaml and random models where its artifacts say: no git, no dvc."""
+    folder = tmp_path / "bare"
+    (folder / "data" / "models").mkdir(parents=True)
+    shutil.copy2(PROJECT_ROOT / "dvc.yaml", folder / "dvc.yaml")
+    for name, path in random_models.items():
+        shutil.copy2(path, folder / "data" / "models" / f"{name}.safetensors")
+    return folder
+
+
+def test_bad_images_get_one_line_each_and_the_good_ones_are_still_predicted(bare_folder, test_images, tmp_path):
+    bad = write_bad_inputs(tmp_path / "inputs", test_images[0])
+    good = [tmp_path / "inputs" / "first.png", tmp_path / "inputs" / "second.jpg"]
+    Image.fromarray(test_images[0]).save(good[0])
+    as_photo(test_images[1], np.random.default_rng(1)).save(good[1])
+    arguments = [good[0], *bad.values(), good[1]]
+
+    text = predict_cli(bare_folder, *arguments)
+    assert text.returncode == 1
+    assert "Traceback" not in text.stdout + text.stderr
+    errors = text.stderr.splitlines()
+    assert len(errors) == len(bad), text.stderr
+    for (kind, path), line in zip(bad.items(), errors, strict=True):
+        assert line.startswith(f"error: {path}: ") and BAD_INPUT_WORDS[kind] in line, line
+    for path in good:
+        assert f"{path}\n  nn " in text.stdout and "  scratch " in text.stdout
+
+    as_json = predict_cli(bare_folder, "--json", *arguments)
+    assert as_json.returncode == 1
+    assert as_json.stderr == "" and "Traceback" not in as_json.stdout
+    records = json_lines(as_json.stdout)
+    assert [record["image"] for record in records] == [str(path) for path in arguments]
+    for record, (kind, path) in zip(records[1:-1], bad.items(), strict=True):
+        assert set(record) == {"image", "error"} and BAD_INPUT_WORDS[kind] in record["error"], record
+    model_files = {name: bare_folder / "data" / "models" / f"{name}.safetensors" for name in ("nn", "scratch")}
+    expected = torch_probabilities(model_files, test_images[:1])
+    assert_records_match(records[0], {name: p[0] for name, p in expected.items()})
+    assert set(records[-1]) == {"image", "nn", "scratch"}
+
+
+def test_model_option_prints_only_that_model_and_good_images_exit_zero(bare_folder, test_images, tmp_path):
+    path = tmp_path / "boot.png"
+    Image.fromarray(test_images[0]).save(path)
+    result = predict_cli(bare_folder, "--json", "--model", "scratch", path)
+    assert result.returncode == 0, result.stderr
+    (record,) = json_lines(result.stdout)
+    assert set(record) == {"image", "scratch"} and len(record["scratch"]) == 3
+
+
+def test_a_missing_or_damaged_model_stops_everything_in_one_line(bare_folder, test_images, tmp_path):
+    path = tmp_path / "boot.png"
+    Image.fromarray(test_images[0]).save(path)
+    (bare_folder / "data" / "models" / "nn.safetensors").unlink()
+    missing = predict_cli(bare_folder, path)
+    assert missing.returncode == 2 and missing.stdout == ""
+    assert missing.stderr.splitlines() == [
+        "error: model file data/models/nn.safetensors does not exist; run `dvc repro` (or `dvc pull`), "
+        "or pass --rev to read it from a commit or experiment"]
+    assert predict_cli(bare_folder, "--model", "scratch", path).returncode == 0
+    (bare_folder / "data" / "models" / "scratch.safetensors").write_bytes(b"\0" * 100)
+    damaged = predict_cli(bare_folder, "--model", "scratch", path)
+    assert damaged.returncode == 2 and "Traceback" not in damaged.stderr
+    assert damaged.stderr.startswith("error: data/models/scratch.safetensors is not a safetensors model file")
+    assert len(damaged.stderr.splitlines()) == 1
+
+
+def test_figure_has_one_row_per_readable_image_and_the_same_bytes_every_time(bare_folder, test_images, tmp_path):
+    paths = [tmp_path / "a.png", tmp_path / "b.png", tmp_path / "nothing.png"]
+    for path, image in zip(paths[:2], test_images, strict=False):
+        Image.fromarray(image).save(path)
+    first = predict_cli(bare_folder, "--figure", tmp_path / "out" / "one.png", *paths)
+    second = predict_cli(bare_folder, "--model", "both", "--figure", tmp_path / "two.png", *paths)
+    assert first.returncode == second.returncode == 1
+    drawn = (tmp_path / "out" / "one.png").read_bytes()
+    assert drawn.startswith(PNG_SIGNATURE) and drawn == (tmp_path / "two.png").read_bytes()
+    with Image.open(tmp_path / "two.png") as figure:
+        # 2.6 inches a row at 100 dpi, plus 0.2 inch: two rows, the unreadable image left out.
+        assert figure.size == (1080, 540)
+    nn_only = predict_cli(bare_folder, "--model", "nn", "--figure", tmp_path / "nn.png", paths[0])
+    assert nn_only.returncode == 0
+    with Image.open(tmp_path / "nn.png") as figure:
+        assert figure.size == (660, 280)
+
+
+# ---------------------------------------------------------------- end to end with trained models (slow)
+
+
+@pytest.fixture(scope="module")
+def trained(reproduced_template, tmp_path_factory):
+    """A reproduced copy of the project (FAST_PARAMS), shared by this module's end-to-end tests."""
+    project = tmp_path_factory.mktemp("predict") / "project"
+    shutil.copytree(reproduced_template, project, symlinks=True)
+    return project
+
+
+def predicted_classes(project, model):
+    """The class names that `evaluate` gave the test images, from metrics/predictions_<model>.csv."""
+    lines = (project / "metrics" / f"predictions_{model}.csv").read_text().splitlines()
+    return [line.rsplit(",", 1)[1] for line in lines[1:]]
+
+
+def model_files(project):
+    return {name: project / "data" / "models" / f"{name}.safetensors" for name in ("nn", "scratch")}
+
+
+@pytest.mark.slow
+def test_pngs_of_test_images_get_the_class_evaluate_gave_them(trained, test_images, tmp_path):
+    paths = []
+    for index in range(N_CLI_IMAGES):
+        paths.append(tmp_path / f"test-{index:05d}.png")
+        Image.fromarray(test_images[index]).save(paths[-1])
+    result = predict_cli(trained, "--json", *paths)
+    assert result.returncode == 0, result.stderr
+    records = json_lines(result.stdout)
+    expected = torch_probabilities(model_files(trained), test_images[:N_CLI_IMAGES])
+    for model in ("nn", "scratch"):
+        evaluated = predicted_classes(trained, model)[:N_CLI_IMAGES]
+        assert [record[model][0]["class"] for record in records] == evaluated
+    for index, record in enumerate(records):
+        assert_records_match(record, {name: p[index] for name, p in expected.items()})
+
+
+@pytest.mark.slow
+def test_photos_of_test_images_mostly_get_the_class_evaluate_gave_them(trained, test_images, tmp_path):
+    rng = np.random.default_rng(2024)
+    paths = []
+    for index in range(N_PHOTOS):
+        # Half JPEG (lossy, as a camera writes), half PNG.
+        paths.append(tmp_path / f"photo-{index:05d}.{'jpg' if index % 2 else 'png'}")
+        as_photo(test_images[index], rng).save(paths[-1], quality=90)
+    result = predict_cli(trained, "--json", *paths)
+    assert result.returncode == 0, result.stderr
+    records = json_lines(result.stdout)
+    for model in ("nn", "scratch"):
+        evaluated = predicted_classes(trained, model)[:N_PHOTOS]
+        agreement = np.mean([record[model][0]["class"] == cls for record, cls in zip(records, evaluated, strict=True)])
+        print(f"{model}: {agreement:.3f} of {N_PHOTOS} photo-like test images get the class evaluate gave them")
+        # Measured: 0.95 to 0.97 (nn and scratch, quick and full training alike).
+        assert agreement >= 0.9, (model, agreement)
