@@ -9,7 +9,6 @@ driven through their own command lines.
 
 import io
 import json
-import os
 import shutil
 import struct
 import subprocess
@@ -19,7 +18,7 @@ import zlib
 import numpy as np
 import pytest
 import torch
-from conftest import PROJECT_ROOT, commit, dvc, dvc_env, make_project, run
+from conftest import PROJECT_ROOT, commit, dvc, dvc_env, run
 from PIL import Image
 from ruamel.yaml import YAML
 from safetensors.numpy import save_file
@@ -344,7 +343,8 @@ def test_bad_images_get_one_line_each_and_the_good_ones_are_still_predicted(bare
     records = json_lines(as_json.stdout)
     assert [record["image"] for record in records] == [str(path) for path in arguments]
     for record, (kind, path) in zip(records[1:-1], bad.items(), strict=True):
-        assert set(record) == {"image", "error"} and BAD_INPUT_WORDS[kind] in record["error"], record
+        assert set(record) == {"image", "error"} and record["error"].startswith(f"{path}: "), record
+        assert BAD_INPUT_WORDS[kind] in record["error"], record
     model_files = {name: bare_folder / "data" / "models" / f"{name}.safetensors" for name in ("nn", "scratch")}
     expected = torch_probabilities(model_files, test_images[:1])
     assert_records_match(records[0], {name: p[0] for name, p in expected.items()})
@@ -450,3 +450,125 @@ def test_photos_of_test_images_mostly_get_the_class_evaluate_gave_them(trained, 
         print(f"{model}: {agreement:.3f} of {N_PHOTOS} photo-like test images get the class evaluate gave them")
         # Measured: 0.95 to 0.97 (nn and scratch, quick and full training alike).
         assert agreement >= 0.9, (model, agreement)
+
+
+def cached_model(project, rev, path):
+    """The DVC cache file of output `path` as the dvc.lock of commit `rev` records it (read with git alone)."""
+    lock = YAML(typ="safe").load(run(project, "git", "show", f"{rev}:dvc.lock").stdout)
+    (md5,) = [out["md5"] for stage in lock["stages"].values() for out in stage.get("outs", []) if out["path"] == path]
+    return project / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
+
+
+@pytest.mark.slow
+def test_rev_of_an_experiment_uses_its_model_and_leaves_the_workspace_alone(trained, test_images, tmp_path):
+    image = tmp_path / "boot.png"
+    Image.fromarray(test_images[0]).save(image)
+    # --temp: the experiment runs in a copy; the workspace keeps its own model.
+    dvc(trained, "exp", "run", "--temp", "--name", "fast-lr", "-S", "train_nn.lr=0.5")
+    before = {path: path.read_bytes() for path in model_files(trained).values()}
+
+    (workspace,) = json_lines(predict_cli(trained, "--json", image).stdout)
+    result = predict_cli(trained, "--json", "--rev", "fast-lr", image)
+    assert result.returncode == 0, result.stderr
+    (experiment,) = json_lines(result.stdout)
+
+    (ref,) = [line for line in run(trained, "git", "for-each-ref", "--format=%(objectname) %(refname)",
+                                   "refs/exps").stdout.splitlines() if line.endswith("/fast-lr")]
+    experiment_models = {name: cached_model(trained, ref.split()[0], f"data/models/{name}.safetensors")
+                         for name in ("nn", "scratch")}
+    expected = torch_probabilities(experiment_models, test_images[:1])
+    assert_records_match(experiment, {name: p[0] for name, p in expected.items()})
+    # Another learning rate, another nn model; the scratch model did not change.
+    assert experiment["nn"] != workspace["nn"]
+    assert experiment["scratch"] == workspace["scratch"]
+    assert {path: path.read_bytes() for path in before} == before
+    assert run(trained, "git", "status", "--porcelain").stdout == ""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("rev", "problem"), [
+    ("no-such-branch", "--rev 'no-such-branch': no such commit, branch, tag or experiment in this repository"),
+    # The first commit of the project: nothing trained yet.
+    ("HEAD~1", "--rev 'HEAD~1' has no trained model data/models/nn.safetensors"),
+])
+def test_a_bad_rev_stops_every_image_in_one_line(trained, test_images, tmp_path, rev, problem):
+    image = tmp_path / "boot.png"
+    Image.fromarray(test_images[0]).save(image)
+    for extra in ([], ["--json"]):
+        result = predict_cli(trained, "--rev", rev, *extra, image)
+        assert result.returncode == 2 and result.stdout == ""
+        (line,) = result.stderr.splitlines()
+        assert line.startswith(f"error: {problem}"), line
+
+
+@pytest.fixture(scope="module")
+def registry(reproduced_template, tmp_path_factory):
+    """(origin, remote folder): a reproduced project whose DVC remote holds both models, each registered by GTO."""
+    root = tmp_path_factory.mktemp("registry")
+    origin = root / "origin"
+    shutil.copytree(reproduced_template, origin, symlinks=True)
+    dvc(origin, "remote", "add", "-d", "storage", str(root / "remote"))
+    commit(origin, "a DVC remote")
+    dvc(origin, "push")
+    for name in ("nn", "scratch"):
+        registered = run(origin, "gto", "register", name).stdout
+        assert f"Created git tag '{name}@v0.0.1' that registers version" in registered, registered
+    return origin, root / "remote"
+
+
+@pytest.mark.slow
+def test_dvc_artifacts_get_fetches_each_registered_model_from_the_remote(registry, tmp_path):
+    origin, _ = registry
+    clone = tmp_path / "clone"
+    run(tmp_path, "git", "clone", "-q", str(origin), str(clone))
+    assert not (clone / ".dvc" / "cache").exists()  # whatever comes, comes from the remote
+    fetched = tmp_path / "fetched"
+    fetched.mkdir()
+    for name in ("nn", "scratch"):
+        output = dvc(fetched, "artifacts", "get", str(clone), name).stdout
+        assert f"Downloaded 1 file(s) to '{name}.safetensors'" in output, output
+        assert (fetched / f"{name}.safetensors").read_bytes() == \
+            (origin / "data" / "models" / f"{name}.safetensors").read_bytes()
+    dvc(fetched, "artifacts", "get", str(clone), "nn", "--rev", "v0.0.1", "-o", "nn-v0.0.1.safetensors")
+    assert (fetched / "nn-v0.0.1.safetensors").read_bytes() == (fetched / "nn.safetensors").read_bytes()
+
+
+@pytest.mark.slow
+def test_a_newer_registered_version_is_the_default_and_the_older_stays_fetchable(registry, tmp_path):
+    origin, _ = registry
+    work = tmp_path / "work"
+    run(tmp_path, "git", "clone", "-q", str(origin), str(work))
+    dvc(work, "pull")
+    old_model = (work / "data" / "models" / "nn.safetensors").read_bytes()
+    dvc(work, "exp", "run", "-S", "train_nn.lr=0.5")
+    commit(work, "nn trained with lr 0.5")
+    dvc(work, "push")
+    registered = run(work, "gto", "register", "nn").stdout
+    assert "Created git tag 'nn@v0.0.2'" in registered, registered
+    new_model = (work / "data" / "models" / "nn.safetensors").read_bytes()
+    assert new_model != old_model
+
+    fetched = tmp_path / "fetched"
+    fetched.mkdir()
+    dvc(fetched, "artifacts", "get", str(work), "nn")
+    dvc(fetched, "artifacts", "get", str(work), "nn", "--rev", "v0.0.1", "-o", "old.safetensors")
+    assert (fetched / "nn.safetensors").read_bytes() == new_model
+    assert (fetched / "old.safetensors").read_bytes() == old_model
+
+
+@pytest.mark.slow
+def test_predict_reads_a_registered_version_from_the_remote_in_a_clone_without_cache(registry, test_images,
+                                                                                     tmp_path):
+    origin, _ = registry
+    clone = tmp_path / "clone"
+    run(tmp_path, "git", "clone", "-q", str(origin), str(clone))
+    image = tmp_path / "boot.png"
+    Image.fromarray(test_images[0]).save(image)
+    result = predict_cli(clone, "--json", "--rev", "nn@v0.0.1", image)
+    assert result.returncode == 0, result.stderr
+    (record,) = json_lines(result.stdout)
+    expected = torch_probabilities(model_files(origin), test_images[:1])
+    assert_records_match(record, {name: p[0] for name, p in expected.items()})
+    # Read, not checked out: the clone's workspace still has no model.
+    assert not (clone / "data" / "models" / "nn.safetensors").exists()
+    assert run(clone, "git", "status", "--porcelain").stdout == ""
