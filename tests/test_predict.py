@@ -52,18 +52,20 @@ def test_images():
     return bundled_images("test")
 
 
-def as_photo(image, rng):
-    """A 28 x 28 image made to look like a photo: dark on light paper, upscaled by 3 to 10, off-centre.
+def as_photo(image, rng, noise=3.0):
+    """A 28 x 28 image made to look like a photo: dark on light paper, upscaled by 3 to 10, off-centre, noisy.
 
     Returns a Pillow image; the margins differ on each side, so the object
-    is neither centred nor on a square canvas.
+    is neither centred nor on a square canvas; `noise` is the standard
+    deviation of a camera's noise, in gray levels.
     """
     side = int(rng.integers(90, 300))
     upscaled = Image.fromarray(255 - image).resize((side, side), Image.Resampling.BICUBIC)
     left, top, right, bottom = (int(margin) for margin in rng.integers(5, side // 2, size=4))
-    paper = Image.new("L", (side + left + right, side + top + bottom), 255)
-    paper.paste(upscaled, (left, top))
-    return paper
+    paper = np.full((side + top + bottom, side + left + right), 240.0)
+    paper[top:top + side, left:left + side] = np.asarray(upscaled) * (240 / 255)
+    paper += rng.normal(0, noise, paper.shape)
+    return Image.fromarray(np.clip(np.rint(paper), 0, 255).astype(np.uint8))
 
 
 def png_with_header_only(width, height):
@@ -210,6 +212,16 @@ def test_a_dark_object_off_centre_on_light_paper_comes_out_light_centred_upright
     # Light object on a black background, like the data set.
     assert prepared[14, 14] > 200
     assert prepared[:, :4].max() == 0 and prepared[:, -4:].max() == 0
+
+
+def test_a_narrow_object_on_noisy_paper_is_still_found_and_centred():
+    rng = np.random.default_rng(3)
+    paper = np.full((400, 300), 235.0) + rng.normal(0, 3, (400, 300))
+    paper[50:350, 20:80] = 30  # 300 tall, 60 wide, near the left edge
+    prepared = predict.prepare_pixels(np.clip(np.rint(paper), 0, 255).astype(np.uint8))
+    columns = np.flatnonzero((prepared > 128).any(axis=0))
+    # 60 / 300 of 28 columns, in the middle: the noise did not widen the crop.
+    assert 5 <= columns.size <= 7 and abs(columns[0] - (27 - columns[-1])) <= 1, columns
 
 
 def test_photos_of_test_images_come_out_close_to_the_originals(test_images):
