@@ -18,7 +18,7 @@ import zlib
 import numpy as np
 import pytest
 import torch
-from conftest import PROJECT_ROOT, commit, dvc, dvc_env, run
+from conftest import PROJECT_ROOT, commit, dvc, dvc_env, make_project, run
 from PIL import Image
 from ruamel.yaml import YAML
 from safetensors.numpy import save_file
@@ -584,3 +584,67 @@ def test_predict_reads_a_registered_version_from_the_remote_in_a_clone_without_c
     # Read, not checked out: the clone's workspace still has no model.
     assert not (clone / "data" / "models" / "nn.safetensors").exists()
     assert run(clone, "git", "status", "--porcelain").stdout == ""
+
+
+README_SECTION = "## Try it on your own images"
+
+
+def console_sessions(markdown, heading):
+    """[(command, [output lines])] of the ```console blocks under `heading` (up to the next '## ')."""
+    section = markdown.split(f"\n{heading}\n", 1)[1].split("\n## ", 1)[0]
+    sessions = []
+    for block in section.split("```console\n")[1:]:
+        for line in block.split("\n```", 1)[0].splitlines():
+            if line.startswith("$ "):
+                sessions.append((line[2:], []))
+            else:
+                sessions[-1][1].append(line)
+    return sessions
+
+
+def assert_same_output(printed, shown, command):
+    """Lines printed against lines README shows; JSON lines compared as data, probabilities to 1e-6."""
+    assert len(printed) == len(shown), f"$ {command}\n" + "\n".join(printed)
+    for got, expected in zip(printed, shown, strict=True):
+        if expected.startswith("{"):
+            got, expected = json.loads(got), json.loads(expected)
+            assert got.keys() == expected.keys() and got["image"] == expected["image"], (command, got)
+            for model in set(expected) - {"image"}:
+                assert [e["class"] for e in got[model]] == [e["class"] for e in expected[model]], (command, got)
+                np.testing.assert_allclose([e["probability"] for e in got[model]],
+                                           [e["probability"] for e in expected[model]], atol=1e-6)
+        else:
+            assert got == expected, f"$ {command}\n" + "\n".join(printed)
+
+
+@pytest.mark.slow
+def test_readme_examples_are_what_a_fresh_clone_prints(tmp_path):
+    """Every command of README's predict section, run after `dvc repro` with the default params."""
+    project = make_project(tmp_path / "project")
+    (project / "reports" / "predict").mkdir(parents=True)
+    shutil.copy2(PROJECT_ROOT / "reports" / "predict" / "make_examples.py", project / "reports" / "predict")
+    # The committed example inputs are what their script makes.
+    run(project, sys.executable, "reports/predict/make_examples.py")
+    for made in sorted((PROJECT_ROOT / "reports" / "predict").iterdir()):
+        if made.suffix in (".jpg", ".png") and made.name != "example.png":
+            assert (project / "reports" / "predict" / made.name).read_bytes() == made.read_bytes(), made.name
+    dvc(project, "repro")
+
+    sessions = console_sessions((PROJECT_ROOT / "README.md").read_text(encoding="utf-8"), README_SECTION)
+    assert sum("stages.predict" in command for command, _ in sessions) >= 3
+    env = dvc_env()
+    env["COLUMNS"] = "120"
+    for command, expected in sessions:
+        result = subprocess.run(["bash", "-c", command], cwd=project, env=env, timeout=600,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if "stages.predict" in command:
+            assert_same_output(result.stdout.splitlines(), expected, command)
+        else:
+            assert result.returncode == 0, f"$ {command}\n{result.stdout}"
+
+    # The figure README shows is the one this run drew (up to anti-aliasing of the last bits of a bar).
+    with Image.open(PROJECT_ROOT / "reports" / "predict" / "example.png") as shown, \
+            Image.open(project / "reports" / "predict" / "example.png") as drawn:
+        assert shown.size == drawn.size
+        difference = np.abs(np.asarray(shown.convert("RGB"), dtype=int) - np.asarray(drawn.convert("RGB"), dtype=int))
+        assert difference.mean() < 0.5, difference.mean()
