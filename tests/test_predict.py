@@ -89,7 +89,9 @@ def write_bad_inputs(folder, good_image):
         "truncated": folder / "truncated.png",
         "empty": folder / "empty.jpg",
         "too large": folder / "huge.png",
+        "a folder": folder / "photos.png",
     }
+    cases["a folder"].mkdir()
     cases["not an image"].write_text("shopping list: sneakers\n")
     cases["truncated"].write_bytes(whole[: len(whole) // 2])
     cases["empty"].write_bytes(b"")
@@ -104,6 +106,7 @@ BAD_INPUT_WORDS = {
     "truncated": "truncated",
     "empty": "empty",
     "too large": "too large to decode safely",
+    "a folder": "is a folder",
 }
 
 
@@ -233,6 +236,15 @@ def test_photos_of_test_images_come_out_close_to_the_originals(test_images):
     # Measured: a median of about 8 gray levels (of 255); a transposed or
     # uninverted image is 40 to 120 away.
     assert np.median(distances) < 15, np.median(distances)
+
+
+def test_a_photo_stored_sideways_is_turned_by_its_exif_orientation(test_images, tmp_path):
+    image = test_images[0]
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: "rotate 90 degrees clockwise to display"
+    Image.fromarray(np.rot90(image).copy()).save(tmp_path / "sideways.png", exif=exif)
+    turned = predict.grayscale(predict.read_image(tmp_path / "sideways.png"))
+    np.testing.assert_array_equal(turned, image)
 
 
 def test_transparent_background_counts_as_white_paper():
