@@ -620,8 +620,10 @@ def assert_same_output(printed, shown, command):
     for got, expected in zip(printed, shown, strict=True):
         if expected.startswith("{"):
             got, expected = json.loads(got), json.loads(expected)
-            assert got.keys() == expected.keys() and got["image"] == expected["image"], (command, got)
-            for model in set(expected) - {"image"}:
+            assert got.keys() == expected.keys(), (command, got)
+            for key in ("image", "error"):
+                assert got.get(key) == expected.get(key), (command, got)
+            for model in set(expected) - {"image", "error"}:
                 assert [e["class"] for e in got[model]] == [e["class"] for e in expected[model]], (command, got)
                 np.testing.assert_allclose([e["probability"] for e in got[model]],
                                            [e["probability"] for e in expected[model]], atol=1e-6)
