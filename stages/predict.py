@@ -79,7 +79,10 @@ def read_model_bytes(path, rev=None):
 
     try:
         return dvc.api.read(path, rev=rev, mode="rb")
-    except RevError:
+    except RevError as error:
+        if "ambiguous" in str(error):
+            raise StageError(f"--rev {rev!r} names more than one experiment; give its commit instead "
+                             "(`dvc exp show` lists them)") from None
         raise StageError(f"--rev {rev!r}: no such commit, branch, tag or experiment in this repository") from None
     except (PathMissingError, FileNotFoundError):
         raise StageError(f"--rev {rev!r} has no trained model {path}: neither its dvc.lock nor git records it, "
@@ -350,7 +353,7 @@ def main(argv=None):
     parser.add_argument("--model", choices=("nn", "scratch", "both"), default="both", help="default: both")
     parser.add_argument("--json", action="store_true", help="one JSON object per image and line")
     parser.add_argument("--figure", metavar="OUT.png", help="draw inputs and probabilities into this PNG")
-    parser.add_argument("--dvc-yaml", default="dvc.yaml", help=argparse.SUPPRESS)
+    parser.add_argument("--dvc-yaml", default="dvc.yaml", help="where the models are declared (its `artifacts:`)")
     args = parser.parse_args(argv)
 
     names = MODEL_NAMES if args.model == "both" else (args.model,)
