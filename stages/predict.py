@@ -32,7 +32,6 @@ MODEL_SHAPES = {
     "nn": {"weight": (N_CLASSES, N_FEATURES), "bias": (N_CLASSES,)},
     "scratch": {"Theta": (N_CLASSES, N_FEATURES + 1)},
 }
-TRAINING_STAGES = {"nn": "train_nn", "scratch": "train_scratch"}
 TOP_K = 3
 # Fashion-MNIST trimmed each photo's edges that were within 5% of the
 # background colour; the same tolerance decides what is object here.
@@ -366,6 +365,8 @@ def main(argv=None):
             good_images.append(image)
         except ImageError as error:
             failures[image] = str(error)
+        except (OSError, ValueError) as error:  # decoded, yet its pixels or EXIF cannot be converted
+            failures[image] = f"{image}: cannot be converted to grayscale ({' '.join(str(error).split())})"
     probabilities = predictions(models, scale_pixels(np.stack(prepared))) if prepared else {}
 
     # Results in the order the images were given, a failed one in its place.

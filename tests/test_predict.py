@@ -472,7 +472,8 @@ def test_photos_of_test_images_mostly_get_the_class_evaluate_gave_them(trained, 
         evaluated = predicted_classes(trained, model)[:N_PHOTOS]
         agreement = np.mean([record[model][0]["class"] == cls for record, cls in zip(records, evaluated, strict=True)])
         print(f"{model}: {agreement:.3f} of {N_PHOTOS} photo-like test images get the class evaluate gave them")
-        # Measured: 0.95 to 0.97 (nn and scratch, quick and full training alike).
+        # Measured: nn 0.953, scratch 0.980 here; with the default params, 0.958 and 0.965
+        # over the first 2,000 test images.
         assert agreement >= 0.9, (model, agreement)
 
 
