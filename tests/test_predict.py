@@ -9,6 +9,7 @@ driven through their own command lines.
 
 import io
 import json
+import re
 import shutil
 import struct
 import subprocess
@@ -430,6 +431,27 @@ def trained(reproduced_template, tmp_path_factory):
     return project
 
 
+def photo_agreement(project, images, seed=2024):
+    """{model: fraction of `images` whose photo (as_photo; every second one JPEG) gets evaluate's class}.
+
+    Runs the pure functions in this process, on the models in `project`;
+    evaluate's classes come from the project's metrics/predictions_*.csv.
+    """
+    rng = np.random.default_rng(seed)
+    prepared = []
+    for index, image in enumerate(images):
+        encoded = io.BytesIO()
+        as_photo(image, rng).save(encoded, format="JPEG" if index % 2 else "PNG", quality=90)
+        prepared.append(predict.prepare_pixels(predict.grayscale(Image.open(io.BytesIO(encoded.getvalue())))))
+    files = model_files(project)
+    models = {name: predict.parse_model(path.read_bytes(), predict.MODEL_SHAPES[name], path)
+              for name, path in files.items()}
+    probabilities = predict.predictions(models, predict.scale_pixels(np.stack(prepared)))
+    return {name: float(np.mean([CLASS_NAMES[int(i)] == cls for i, cls in
+                                 zip(p.argmax(axis=1), predicted_classes(project, name), strict=False)]))
+            for name, p in probabilities.items()}
+
+
 def predicted_classes(project, model):
     """The class names that `evaluate` gave the test images, from metrics/predictions_<model>.csv."""
     lines = (project / "metrics" / f"predictions_{model}.csv").read_text().splitlines()
@@ -656,6 +678,16 @@ def test_readme_examples_are_what_a_fresh_clone_prints(tmp_path):
             assert_same_output(result.stdout.splitlines(), expected, command)
         else:
             assert result.returncode == 0, f"$ {command}\n{result.stdout}"
+
+    # The agreement figures README gives for photos of test images, with these default models.
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    stated = re.search(r"get the same class as the original test image for ([\d.]+)% \(nn\) and\s+([\d.]+)% "
+                       r"\(scratch\) of the first ([\d,]+) test images", readme)
+    assert stated, "README's sentence with the photo agreement figures has changed"
+    count = int(stated.group(3).replace(",", ""))
+    measured = photo_agreement(project, bundled_images("test")[:count])
+    assert f"{100 * measured['nn']:.1f}" == stated.group(1), measured
+    assert f"{100 * measured['scratch']:.1f}" == stated.group(2), measured
 
     # The figure README shows is the one this run drew (up to anti-aliasing of the last bits of a bar).
     with Image.open(PROJECT_ROOT / "reports" / "predict" / "example.png") as shown, \
