@@ -193,17 +193,13 @@ def _finite_or_none(value):
     return value
 
 
-def write_csv(path, header, rows):
-    lines = [",".join(header)]
-    lines += [",".join(_csv_field(value) for value in row) for row in rows]
-    write_text(path, "\n".join(lines) + "\n")
+def write_csv(path, frame):
+    """Write a pandas DataFrame whole as CSV: a header row, no index, floats in full (shortest repr).
 
-
-def _csv_field(value):
-    if isinstance(value, float):
-        return repr(value)
-    text = str(value)
-    return f'"{text}"' if "," in text or '"' in text else text
+    NaN (a diverged run's loss) is written `nan`, as Python and numpy print it.
+    """
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False, lineterminator="\n", na_rep="nan")
 
 
 def save_tensors(path, tensors):

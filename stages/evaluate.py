@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score
 
 from stages import figures
@@ -68,6 +69,22 @@ def evaluate(true_labels, predicted):
     return summary, report, report_text, matrix
 
 
+def confusion_table(matrix):
+    """(10, 10) counts, rows = actual class, columns = predicted -> DataFrame: `actual`, then one column per class."""
+    table = pd.DataFrame(matrix, columns=CLASS_NAMES)
+    table.insert(0, "actual", CLASS_NAMES)
+    return table
+
+
+def predictions_table(true_labels, predicted):
+    """(n,) true and predicted class ids -> DataFrame of class names, columns `actual` and `predicted`.
+
+    One row per test image, in the test set's order: what DVC's confusion template counts.
+    """
+    names = np.array(CLASS_NAMES)
+    return pd.DataFrame({"actual": names[np.asarray(true_labels)], "predicted": names[np.asarray(predicted)]})
+
+
 def draw_figures(out_dir, images, labels, predictions, matrices, nn_history, scratch_loss):
     """Write every figure into the folder `out_dir` as PNG (see stages/figures.py for each)."""
     out_dir = Path(out_dir)
@@ -115,10 +132,8 @@ def main(argv=None):
         summaries[name], matrices[name] = summary, matrix
         write_json(out / f"report_{name}.json", report)
         write_text(out / f"report_{name}.txt", report_text)
-        write_csv(out / f"confusion_{name}.csv", ["actual", *CLASS_NAMES],
-                  [[CLASS_NAMES[i], *row.tolist()] for i, row in enumerate(matrix)])
-        write_csv(out / f"predictions_{name}.csv", ["actual", "predicted"],
-                  [[CLASS_NAMES[a], CLASS_NAMES[p]] for a, p in zip(labels.tolist(), predicted.tolist(), strict=True)])
+        write_csv(out / f"confusion_{name}.csv", confusion_table(matrix))
+        write_csv(out / f"predictions_{name}.csv", predictions_table(labels, predicted))
         print(f"{name}: test accuracy {summary['accuracy']:.4f}, macro-F1 {summary['macro_f1']:.4f}")
     write_json(out / "evaluate.json", summaries)
 

@@ -7,11 +7,12 @@ the same data gives the same bytes on every rerun: git and `dvc status`
 see no change when nothing changed.
 """
 
-import csv
 import io
+import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -22,23 +23,28 @@ IMAGE_SIDE = 28
 
 
 def read_csv_columns(path):
-    """A CSV with a header row of names and numeric rows -> {name: (n,) float array}."""
+    """A CSV with a header row of names and rows of numbers (nan and inf too) -> DataFrame of float columns."""
     path = Path(path)
     try:
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = list(csv.reader(f))
+        with warnings.catch_warnings():
+            # A row longer than the header: pandas warns and drops the extra values.
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            # Only "nan" is a missing number (a diverged run's loss): an empty field is an error.
+            table = pd.read_csv(path, index_col=False, keep_default_na=False, na_values=["nan"])
     except FileNotFoundError:
         raise StageError(f"{path} does not exist; run the stage that writes it") from None
-    if len(rows) < 2:
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, pd.errors.ParserWarning) as error:
+        raise StageError(f"{path}: not a table with a header row ({' '.join(str(error).split())})") from None
+    if table.empty:
         raise StageError(f"{path}: expected a header row and at least one row of numbers")
-    header, body = rows[0], rows[1:]
-    try:
-        values = np.array([[float(field) for field in row] for row in body], dtype=float)
-    except ValueError as error:
-        raise StageError(f"{path}: not a table of numbers ({error})") from None
-    if values.shape[1] != len(header):
-        raise StageError(f"{path}: {values.shape[1]} values per row, the header names {len(header)}")
-    return {name: values[:, i] for i, name in enumerate(header)}
+    numbers = table.apply(pd.to_numeric, errors="coerce")
+    for column in table.columns:
+        bad = numbers[column].isna() & table[column].notna()
+        if bad.any():
+            row = int(bad.to_numpy().argmax())
+            raise StageError(f"{path}: not a table of numbers (row {row + 1}, column '{column}': "
+                             f"{table[column].iloc[row]!r})")
+    return numbers.astype(float)
 
 
 def confusion_figure(matrix, class_names, title):
@@ -64,7 +70,7 @@ def confusion_figure(matrix, class_names, title):
 
 
 def nn_history_figure(history, title="train_nn: per epoch"):
-    """{epoch, train_loss, train_accuracy, test_accuracy: (e,) arrays} -> loss and accuracy panels."""
+    """Columns epoch, train_loss, train_accuracy, test_accuracy of (e,) values -> loss and accuracy panels."""
     figure = Figure(figsize=(10, 4), dpi=DPI)
     loss_axes, accuracy_axes = figure.subplots(1, 2)
     epochs = history["epoch"]

@@ -1,13 +1,18 @@
 """Read params.yaml as DVC reads it, and reject a wrong value before any work.
 
-YAML 1.2 (ruamel, as DVC uses): `1e-3` is a number here, as it is for
-`dvc exp run -S`, where PyYAML (YAML 1.1) would read a string. Every
-message names the key, the value given and what is allowed, the way
-scikit-learn checks its estimators' parameters.
+PyYAML reads the file, with YAML 1.2's booleans and numbers (DVC reads
+params.yaml as YAML 1.2): `1e-3` is a number here, as it is for
+`dvc exp run -S`, where PyYAML's own YAML 1.1 resolver would read the
+string '1e-3', and `on` or `yes` stay strings. Every message names the
+key, the value given and what is allowed, the way scikit-learn checks its
+estimators' parameters.
 """
 
 import math
+import re
 from pathlib import Path
+
+import yaml
 
 from stages.common import StageError
 
@@ -80,6 +85,46 @@ SCHEMA = {
 }
 
 
+class Yaml12Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading booleans and numbers as YAML 1.2 (and so DVC) does.
+
+    YAML 1.1 wants a dot in a float (`1e-3` is a string there), reads `010`
+    as octal and `on`/`yes` as true. The 1.2 rules below give what DVC's
+    YAML 1.2 reader gives, digit-group underscores included.
+    """
+
+
+_YAML_1_1_TAGS = {"tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"}
+Yaml12Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in _YAML_1_1_TAGS]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_DIGITS = "[0-9][0-9_]*"
+_EXPONENT = "[eE][-+]?[0-9]+"
+Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:int",
+    re.compile(rf"^[-+]?(?:0b[01_]+|0o[0-7_]+|0x[0-9a-fA-F_]+|{_DIGITS})$"), list("-+0123456789"))
+Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(rf"^[-+]?(?:{_DIGITS}\.[0-9_]*(?:{_EXPONENT})?|\.[0-9][0-9_]*(?:{_EXPONENT})?"
+               rf"|{_DIGITS}{_EXPONENT}|\.(?:inf|Inf|INF))$|^\.(?:nan|NaN|NAN)$"),
+    list("-+0123456789."))
+
+
+def _yaml_1_2_int(loader, node):
+    # YAML 1.1's constructor reads a leading 0 as octal and knows no 0o.
+    text = loader.construct_scalar(node).replace("_", "")
+    sign = -1 if text.startswith("-") else 1
+    digits = text.lstrip("+-")
+    bases = {"0b": 2, "0o": 8, "0x": 16}
+    return sign * int(digits[2:], bases[digits[:2]]) if digits[:2] in bases else sign * int(digits)
+
+
+Yaml12Loader.add_constructor("tag:yaml.org,2002:int", _yaml_1_2_int)
+
+
 def load_params(*names, path=PARAMS_FILE):
     """Return {name: validated value} for the top-level entries `names` of params.yaml."""
     params = _read_yaml(Path(path))
@@ -87,15 +132,13 @@ def load_params(*names, path=PARAMS_FILE):
 
 
 def _read_yaml(path):
-    from ruamel.yaml import YAML, YAMLError
-
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise StageError(f"{path} not found; run the stage from the project's root folder") from None
     try:
-        data = YAML(typ="safe").load(text)
-    except YAMLError as error:
+        data = yaml.load(text, Loader=Yaml12Loader)  # noqa: S506 - a SafeLoader: no Python objects
+    except yaml.YAMLError as error:
         problem = " ".join(str(error).split())
         raise StageError(f"{path} is not valid YAML: {problem}") from None
     if not isinstance(data, dict):

@@ -19,15 +19,14 @@ not in the workspace.
 """
 
 import argparse
-import csv
-import io
 import json
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
+import pandas as pd
+import yaml
 from matplotlib.figure import Figure
 
 from stages.common import StageError, stage_main, write_text
@@ -85,9 +84,7 @@ MODELS = {
 
 def metrics_files(dvc_yaml):
     """{stage name: its metrics file} as dvc.yaml declares them (the first one of each stage)."""
-    from ruamel.yaml import YAML
-
-    stages = YAML(typ="safe").load(Path(dvc_yaml).read_text(encoding="utf-8"))["stages"]
+    stages = yaml.safe_load(Path(dvc_yaml).read_text(encoding="utf-8"))["stages"]
     files = {}
     for name, stage in stages.items():
         for entry in stage.get("metrics", []):
@@ -222,18 +219,25 @@ def _experiments_cell(names):
     return names[0] if len(names) == 1 else f"{names[0]} (+{len(names) - 1} alike)"
 
 
-def markdown_table(rows, model):
-    """One model's Markdown table: a row per distinct setting, the experiments that tried it, accuracies."""
+def model_table(rows, model):
+    """One model's table as a DataFrame of display strings: experiments, its columns' values, notes."""
     columns = [column for column in COLUMNS if column.model == model]
-    headers = ["experiments", *(column.header for column in columns), "notes"]
-    lines = ["| " + " | ".join(headers) + " |",
-             "|" + "|".join(["---"] + ["---:"] * len(columns) + ["---"]) + "|"]
+    records = []
     for row in model_rows(rows, model):
         others = [f"{name}={format_value(value)}" for name, value in row["other_settings"].items()]
-        notes = ", ".join(others + row[f"{model}_notes"])
-        cells = [_experiments_cell(row["experiments"]), *(_cell(c, row[c.id]) for c in columns), notes]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        record = {"experiments": _experiments_cell(row["experiments"])}
+        record.update({column.header: _cell(column, row[column.id]) for column in columns})
+        record["notes"] = ", ".join(others + row[f"{model}_notes"])
+        records.append(record)
+    return pd.DataFrame(records, columns=["experiments", *(column.header for column in columns), "notes"])
+
+
+def markdown_table(rows, model):
+    """One model's Markdown table: a row per distinct setting, the experiments that tried it, accuracies."""
+    table = model_table(rows, model)
+    align = ["left", *["right"] * (len(table.columns) - 2), "left"]
+    # disable_numparse: the cells are already formatted (0.8300 stays 0.8300).
+    return table.to_markdown(index=False, colalign=align, disable_numparse=True) + "\n"
 
 
 def best_line(rows, model):
@@ -255,29 +259,32 @@ def markdown_report(rows):
     return "\n".join(parts) + ("\n" + "".join(f"- {line}\n" for line in best) if best else "")
 
 
-def csv_text(rows):
-    """Every column, full precision, one line per experiment."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["experiment", "rev", *(column.id for column in COLUMNS), "notes"])
+def sweep_frame(rows):
+    """Every experiment as one DataFrame row: name, short rev, every column at full precision, notes."""
+    records = []
     for row in rows:
-        notes = [f"{model} {note}" for model in MODELS for note in row[f"{model}_notes"]]
-        writer.writerow([row["experiment"], row["rev"],
-                         *("" if row[c.id] is None else row[c.id] for c in COLUMNS), "; ".join(notes)])
-    return buffer.getvalue()
+        record = {"experiment": row["experiment"], "rev": row["rev"]}
+        record.update({column.id: row[column.id] for column in COLUMNS})
+        record["notes"] = "; ".join(f"{model} {note}" for model in MODELS for note in row[f"{model}_notes"])
+        records.append(record)
+    columns = ["experiment", "rev", *(column.id for column in COLUMNS), "notes"]
+    # object dtype: an int stays an int (15, not 15.0) and a missing value stays empty.
+    return pd.DataFrame(records, columns=columns, dtype=object)
+
+
+def csv_text(rows):
+    """sweep.csv: every column, full precision, one line per experiment."""
+    return sweep_frame(rows).to_csv(index=False, lineterminator="\n")
 
 
 def curves(rows, x_key, group_key, y_key):
     """{group value: (sorted x values, y values)}; repeated (x, group) pairs are averaged."""
-    points = {}
-    for row in rows:
-        x, group, y = row[x_key], row[group_key], row[y_key]
-        if x is None or group is None or y is None:
-            continue
-        points.setdefault(group, {}).setdefault(x, []).append(y)
+    points = pd.DataFrame([{"x": row[x_key], "group": row[group_key], "y": row[y_key]} for row in rows],
+                          columns=["x", "group", "y"]).dropna()
+    means = points.groupby(["group", "x"])["y"].mean()
     return {
-        group: (np.array(sorted(by_x)), np.array([np.mean(by_x[x]) for x in sorted(by_x)]))
-        for group, by_x in sorted(points.items())
+        group: (means[group].index.to_numpy(), means[group].to_numpy())
+        for group in sorted(points["group"].unique())
     }
 
 

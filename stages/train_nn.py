@@ -11,6 +11,7 @@ import argparse
 import math
 import time
 
+import pandas as pd
 import torch
 from torch import nn
 
@@ -151,7 +152,7 @@ def main(argv=None):
         "diverged_at_epoch": diverged_at,
     }
     save_tensors(args.model, model.state_dict())
-    write_csv(args.history, list(history[0]), [list(record.values()) for record in history])
+    write_csv(args.history, pd.DataFrame(history))
     # Under the model's name, as in evaluate.json: `dvc exp show` then names
     # every column by a short unique key (nn.train_accuracy, nn.accuracy).
     write_json(args.metrics, {"nn": metrics})

@@ -118,6 +118,18 @@ class LocalServer:
         self.thread.join()
 
 
+# A test that takes a copy of the project drives the real dvc command line:
+# it is slow, whether or not its author remembered to say so.
+END_TO_END_FIXTURES = {"project", "reproduced", "reproduced_template"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test that uses an end-to-end fixture `slow`, so `pytest -m "not slow"` runs the quick ones."""
+    for item in items:
+        if END_TO_END_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture
 def project(tmp_path):
     """A fresh copy with FAST_PARAMS, not yet reproduced."""

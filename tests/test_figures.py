@@ -3,10 +3,11 @@
 import struct
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from stages import figures
-from stages.common import CLASS_NAMES, StageError
+from stages.common import CLASS_NAMES, StageError, write_csv
 from stages.evaluate import draw_figures
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -54,7 +55,7 @@ def test_read_csv_columns_gives_each_header_its_column(tmp_path):
 @pytest.mark.parametrize("text, problem", [
     ("epoch,loss\n", "at least one row"),
     ("epoch,loss\n1,abc\n", "not a table of numbers"),
-    ("epoch,loss\n1,2,3\n", "3 values per row"),
+    ("epoch,loss\n1,2,3\n", "not a table with a header row"),
 ])
 def test_read_csv_columns_names_the_file_and_the_problem(tmp_path, text, problem):
     path = tmp_path / "bad.csv"
@@ -153,3 +154,15 @@ def test_draw_figures_writes_six_pngs_that_are_the_same_on_a_second_run(tmp_path
                            for model in ("nn", "scratch")) + ["train_nn_history.png", "train_scratch_loss.png"]
     for name in names:
         assert (tmp_path / "first" / name).read_bytes() == (tmp_path / "second" / name).read_bytes(), name
+
+
+def test_a_diverged_runs_nan_and_inf_survive_the_csv_round_trip(tmp_path):
+    """write_csv writes NaN as `nan`; read_csv_columns reads it back as a number, while an empty field is refused."""
+    path = tmp_path / "history.csv"
+    write_csv(path, pd.DataFrame({"epoch": [1, 2], "train_loss": [float("inf"), float("nan")]}))
+    assert path.read_text() == "epoch,train_loss\n1,inf\n2,nan\n"
+    columns = figures.read_csv_columns(path)
+    assert columns["train_loss"].iloc[0] == float("inf") and np.isnan(columns["train_loss"].iloc[1])
+    path.write_text("epoch,train_loss\n1,0.5\n2\n")
+    with pytest.raises(StageError, match=r"row 2, column 'train_loss'"):
+        figures.read_csv_columns(path)

@@ -5,6 +5,7 @@ import hashlib
 
 import numpy as np
 import pytest
+import torch
 from conftest import PROJECT_ROOT
 
 from stages import flatten
@@ -168,9 +169,13 @@ def test_the_stage_on_the_bundled_files_writes_uint8_arrays(tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == [
         "test_images.npy", "test_labels.npy", "train_images.npy", "train_labels.npy",
     ]
-    images, labels = flatten.load_split(out, "test")
-    assert images.shape == (10000, 784) and labels.shape == (10000,)
-    assert images.min().item() >= 0.0 and images.max().item() == 1.0
+    for split, count in (("train", 60000), ("test", 10000)):
+        images, labels = np.load(out / f"{split}_images.npy"), np.load(out / f"{split}_labels.npy")
+        assert (images.dtype, images.shape) == (np.uint8, (count, 784))
+        assert (labels.dtype, labels.shape) == (np.uint8, (count,))
+        assert np.bincount(labels).tolist() == [count // 10] * 10  # Fashion-MNIST is balanced
+    pixels, _ = flatten.load_split(out, "test")
+    assert pixels.dtype == torch.float32 and pixels.min().item() == 0.0 and pixels.max().item() == 1.0
     assert "train: 60000 images of 784 pixels" in capsys.readouterr().out
 
 

@@ -3,10 +3,11 @@
 import math
 
 import pytest
+import yaml
 from conftest import PROJECT_ROOT
 
 from stages.common import StageError
-from stages.params import SCHEMA, load_params
+from stages.params import SCHEMA, Yaml12Loader, load_params
 
 # Every entry as raw YAML text, so that a case can write exactly what a user would.
 GOOD = {
@@ -73,6 +74,29 @@ def test_numbers_are_read_as_yaml_1_2_reads_them(tmp_path, raw, expected):
     params = load(tmp_path, params_text({"train_nn.lr": raw}), "train_nn")
     assert params["train_nn"]["lr"] == expected
     assert not isinstance(params["train_nn"]["lr"], str)
+
+
+SCALARS = [
+    "1e-3", "1E-3", "+1e-3", "-1e-3", "3e+2", "1e3", "1.0e-5", ".5", "+.5", "1.", "0.1", "1_000.5",
+    "2", "+2", "-0", "010", "0o10", "-0o7", "0x1F", "0b101", "1_0", "2019_0187",
+    "true", "True", "FALSE", "on", "off", "yes", "No", "y", "n",
+    "null", "~", ".inf", "-.inf", ".nan", "NaN", "inf", "1:20", "1e", "e3", "1.2.3", "0x", ".",
+]
+
+
+@pytest.mark.parametrize("raw", SCALARS)
+def test_each_scalar_reads_as_dvcs_own_yaml_reader_reads_it(raw):
+    # DVC reads params.yaml with ruamel.yaml as YAML 1.2: the second, independent reading.
+    from ruamel.yaml import YAML
+
+    ours = yaml.load(f"value: {raw}", Loader=Yaml12Loader)["value"]
+    dvcs = YAML(typ="safe").load(f"value: {raw}")["value"]
+    assert (type(ours), repr(ours)) == (type(dvcs), repr(dvcs))
+
+
+def test_pyyamls_own_safe_loader_is_left_as_it_was():
+    assert yaml.safe_load("value: 1e-3")["value"] == "1e-3"
+    assert yaml.safe_load("value: on")["value"] is True
 
 
 @pytest.mark.parametrize(

@@ -64,6 +64,32 @@ def test_a_param_change_reruns_exactly_the_stages_it_affects(reproduced, change,
     assert stages_run(dvc(reproduced, "repro").stdout) == []
 
 
+@pytest.mark.parametrize(
+    ("edited", "expected"),
+    [
+        # A stage whose code changed runs again; its outputs come out the same, so
+        # the stages after it are skipped: each code file reruns only its users.
+        ("stages/softmax.py", ["train_scratch"]),
+        ("stages/train_nn.py", ["train_nn"]),
+        ("stages/evaluate.py", ["evaluate"]),
+        ("stages/figures.py", ["evaluate"]),
+        ("stages/params.py", ["download", "train_scratch", "train_nn"]),
+        ("stages/flatten.py", ALL_STAGES),
+    ],
+)
+def test_a_code_change_reruns_exactly_the_stages_that_run_that_code(reproduced, edited, expected):
+    with open(reproduced / edited, "a", encoding="utf-8") as f:
+        f.write("\n# edited\n")
+    assert stages_run(dvc(reproduced, "repro").stdout) == expected
+
+
+def test_a_code_change_and_a_seed_change_together_rerun_the_union(reproduced):
+    with open(reproduced / "stages/softmax.py", "a", encoding="utf-8") as f:
+        f.write("\n# edited\n")
+    set_params(reproduced, {"seed": 11})
+    assert stages_run(dvc(reproduced, "repro").stdout) == ["train_scratch", "train_nn", "evaluate"]
+
+
 def test_metrics_diff_shows_the_effect_of_an_lr_change(reproduced):
     shown = json.loads(dvc(reproduced, "metrics", "show", "--json").stdout)
     files = next(iter(shown.values()))["data"]

@@ -4,10 +4,14 @@ The reference is the closed-form gradient (P - Y)^T X / n in float64, written
 out here; the stage gets its gradient from autograd in float32.
 """
 
+import json
+
+import numpy as np
 import pytest
 import torch
+from safetensors.numpy import load_file
 
-from stages import softmax, train_scratch
+from stages import flatten, softmax, train_scratch
 from stages.common import resolve_device
 
 N_FEATURES, N_CLASSES = 784, 10
@@ -106,3 +110,41 @@ def test_auto_device_gives_the_cpu_result_on_a_machine_without_gpu():
         assert cpu.loss_history == auto.loss_history and cpu_accuracy == auto_accuracy
     else:  # a GPU: the same model up to rounding
         torch.testing.assert_close(auto.Theta.cpu(), cpu.Theta, rtol=1e-4, atol=1e-6)
+
+
+def test_the_stage_measures_train_accuracy_on_the_training_split(tmp_path, monkeypatch):
+    """metrics/train_scratch.json's train_accuracy is the saved Theta's, on the training images.
+
+    The test split holds the same images with every label moved by one, so
+    an accuracy taken on the wrong split is far off. The reference is numpy
+    on the saved Theta; the loss curve is the closed-form descent's.
+    """
+    images, labels = synthetic(300, seed=6)
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    pixels = np.rint(images.numpy() * 255).astype(np.uint8)
+    for split, split_labels in (("train", labels), ("test", (labels + 1) % N_CLASSES)):
+        flatten.save_npy(flat / f"{split}_images.npy", pixels)
+        flatten.save_npy(flat / f"{split}_labels.npy", split_labels.numpy().astype(np.uint8))
+    (tmp_path / "params.yaml").write_text("train_scratch: {lr: 0.05, max_iter: 12, tol: 0.0, device: cpu}\n")
+    monkeypatch.chdir(tmp_path)
+
+    train_scratch.main(["--data", "flat", "--model", "scratch.safetensors", "--metrics", "train_scratch.json",
+                        "--loss-curve", "loss.csv"])
+
+    metrics = json.loads((tmp_path / "train_scratch.json").read_text())["scratch"]
+    Theta = load_file(str(tmp_path / "scratch.safetensors"))["Theta"].astype(np.float64)
+    scaled = pixels.astype(np.float64) / 255
+    predicted = (scaled @ Theta[:, 1:].T + Theta[:, 0]).argmax(axis=1)
+    train_accuracy = (predicted == labels.numpy()).mean()
+    test_accuracy = (predicted == (labels.numpy() + 1) % N_CLASSES).mean()
+    assert train_accuracy - test_accuracy > 0.5
+    assert metrics["train_accuracy"] == train_accuracy  # a count over 300, not a float32 mean
+    assert metrics["iterations"] == 12 and metrics["converged"] is False
+
+    _, reference_losses = closed_form_descent(torch.from_numpy(scaled).float(), labels, 0.05, 12)
+    curve = (tmp_path / "loss.csv").read_text().splitlines()
+    assert curve[0] == "iteration,loss"
+    assert [int(line.split(",")[0]) for line in curve[1:]] == list(range(1, 13))
+    np.testing.assert_allclose([float(line.split(",")[1]) for line in curve[1:]], reference_losses, rtol=1e-4)
+    assert metrics["final_loss"] == pytest.approx(reference_losses[-1], rel=1e-4)

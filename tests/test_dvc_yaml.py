@@ -1,0 +1,86 @@
+"""dvc.yaml declares, stage by stage, exactly the project code that the stage's command runs.
+
+The reference is the code itself: each stage module's imports of the
+`stages` package, followed transitively with Python's own parser.
+"""
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = "stages"
+
+
+def stages_of(dvc_yaml):
+    return yaml.safe_load(Path(dvc_yaml).read_text(encoding="utf-8"))["stages"]
+
+
+def module_file(module):
+    """'stages.common' -> Path('stages/common.py'); the package itself -> stages/__init__.py."""
+    relative = Path(*module.split("."))
+    package_init = relative / "__init__.py"
+    return package_init if (PROJECT_ROOT / package_init).is_file() else relative.with_suffix(".py")
+
+
+def project_imports(path):
+    """Modules of the `stages` package that the file imports anywhere (top level or inside functions)."""
+    found = set()
+    for node in ast.walk(ast.parse((PROJECT_ROOT / path).read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name.split(".")[0] == PACKAGE}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == PACKAGE:
+            found.add(node.module)
+            # `from stages import figures` imports the module stages.figures
+            found |= {f"{node.module}.{alias.name}" for alias in node.names
+                      if (PROJECT_ROOT / module_file(f"{node.module}.{alias.name}")).is_file()}
+    return found
+
+
+def code_of(module):
+    """Every project file that running `python -m module` loads: the module, its imports, their packages."""
+    files, pending = set(), [module]
+    while pending:
+        name = pending.pop()
+        parts = name.split(".")
+        # Importing stages.x runs stages/__init__.py first.
+        for depth in range(1, len(parts) + 1):
+            path = module_file(".".join(parts[:depth]))
+            if path not in files:
+                files.add(path)
+                pending += sorted(project_imports(path))
+    return {str(path) for path in files}
+
+
+def stage_module(command):
+    match = re.match(r"python -m ([\w.]+)", command)
+    assert match, f"a stage command that is not `python -m stages.<name>`: {command}"
+    return match.group(1)
+
+
+STAGES = stages_of(PROJECT_ROOT / "dvc.yaml")
+
+
+@pytest.mark.parametrize("name", sorted(STAGES))
+def test_each_stage_declares_exactly_the_code_it_runs(name):
+    stage = STAGES[name]
+    declared = {dep for dep in stage["deps"] if dep.startswith(f"{PACKAGE}/")}
+    assert declared == code_of(stage_module(stage["cmd"])), name
+
+
+def test_each_stage_runs_the_module_named_like_it():
+    assert {name: stage_module(stage["cmd"]) for name, stage in STAGES.items()} == {
+        name: f"{PACKAGE}.{name}" for name in STAGES
+    }
+
+
+def test_the_import_walk_follows_imports_inside_functions_and_packages():
+    """The reference itself: evaluate imports figures (`from stages import figures`) and no torch code."""
+    evaluate = code_of("stages.evaluate")
+    assert {"stages/__init__.py", "stages/figures.py", "stages/common.py", "stages/flatten.py"} <= evaluate
+    assert "stages/softmax.py" not in evaluate and "stages/train_nn.py" not in evaluate
+    # download's params come from stages.params, imported at the top; torchvision's lists inside functions.
+    assert "stages/params.py" in code_of("stages.download")

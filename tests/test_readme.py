@@ -1,0 +1,137 @@
+"""README and reports/ hold the numbers of the current code: a change that moves one fails here.
+
+The slow tests run the pipeline with the default params.yaml on the bundled
+data and compare README's figures, to the digits shown, with what it gives;
+the quick ones check that reports/ and README's sweep tables are what
+stages/sweep_report.py makes of the saved experiments.
+"""
+
+import json
+import re
+import statistics
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+from conftest import PROJECT_ROOT, dvc, make_project, stages_run
+
+from stages import flatten, sweep_report, train_nn
+
+README = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+REPORTS = PROJECT_ROOT / "reports"
+ALL_STAGES = ["download", "flatten", "train_scratch", "train_nn", "evaluate"]
+
+
+def section(title):
+    """README's text from the heading `title` to the next heading of the same level."""
+    level = re.match(r"#+", title).group()
+    start = README.index(title + "\n")
+    following = re.search(rf"^{level} ", README[start + len(title):], re.M)
+    return README[start: start + len(title) + following.start()] if following else README[start:]
+
+
+def results_row(model):
+    """(label, [numbers as shown]) of the row of README's results table that starts with `model`."""
+    for line in section("## Results").splitlines():
+        if line.startswith(f"| `{model}`"):
+            label, *numbers = [cell.strip() for cell in line.strip("|").split("|")]
+            return label, numbers
+    raise AssertionError(f"README's results table has no row for {model}")
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory):
+    """A copy of the project after `dvc repro` with the default params.yaml: {metrics file: content}."""
+    project = make_project(tmp_path_factory.mktemp("defaults") / "project")
+    assert stages_run(dvc(project, "repro").stdout) == ALL_STAGES
+    return {path.name: json.loads(path.read_text()) for path in (project / "metrics").glob("*.json")}
+
+
+@pytest.mark.slow
+def test_results_table_is_what_the_default_pipeline_gives(default_run):
+    params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+    evaluation = default_run["evaluate.json"]
+    rows = {
+        "train_scratch": (default_run["train_scratch.json"]["scratch"], evaluation["scratch"]),
+        "train_nn": (default_run["train_nn.json"]["nn"], evaluation["nn"]),
+    }
+    for model, (trained, tested) in rows.items():
+        label, numbers = results_row(model)
+        shown = [f"{value:.4f}" for value in (trained["train_accuracy"], tested["accuracy"], tested["macro_f1"])]
+        assert numbers == shown, f"README shows {numbers} for {model}; this commit gives {shown}"
+    scratch_label, _ = results_row("train_scratch")
+    assert f"lr {params['train_scratch']['lr']:g}, {params['train_scratch']['max_iter']} iterations" in scratch_label
+    nn_label, _ = results_row("train_nn")
+    nn = params["train_nn"]
+    assert (f"lr {nn['lr']:g}, momentum {nn['momentum']:g}, batch {nn['batch_size']}, {nn['epochs']} epochs"
+            in nn_label)
+
+    # The notebook's first question, answered in words.
+    answer = re.search(r"classifies \*\*([\d.]+)%\*\* of the training images and \*\*([\d.]+)%\*\* of the test",
+                       README)
+    assert answer, "README's answer on training accuracy is missing"
+    nn_metrics = default_run["train_nn.json"]["nn"]
+    assert answer.groups() == (f"{100 * nn_metrics['train_accuracy']:.1f}", f"{100 * evaluation['nn']['accuracy']:.1f}")
+
+
+@pytest.mark.slow
+def test_the_sweep_rows_with_the_default_settings_are_the_default_run(default_run):
+    """reports/sweep.csv came from the same code: its runs with the default settings give today's numbers."""
+    params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+    table = pd.read_csv(REPORTS / "sweep.csv")
+    nn_rows = table[(table["train_nn.lr"] == params["train_nn"]["lr"])
+                    & (table["train_nn.epochs"] == params["train_nn"]["epochs"])]
+    assert len(nn_rows) >= 1
+    for _, row in nn_rows.iterrows():  # the same single thread: the same bytes, the same numbers
+        assert row["nn_train_accuracy"] == default_run["train_nn.json"]["nn"]["train_accuracy"]
+        assert row["nn_test_accuracy"] == default_run["evaluate.json"]["nn"]["accuracy"]
+    scratch_rows = table[(table["train_scratch.lr"] == params["train_scratch"]["lr"])
+                         & (table["train_scratch.max_iter"] == params["train_scratch"]["max_iter"])]
+    assert len(scratch_rows) >= 1
+    for _, row in scratch_rows.iterrows():  # queued runs use one thread: equal to rounding, as README says
+        assert f"{row['scratch_test_accuracy']:.4f}" == f"{default_run['evaluate.json']['scratch']['accuracy']:.4f}"
+
+
+@pytest.mark.slow
+def test_seed_figures_in_the_results_are_what_train_gives():
+    """README's test accuracies of the nn model over seeds, retrained here with the default params."""
+    match = re.search(r"over seeds 0 to (\d) and\s+the default (\d+) it ended at ([\d., and]+?) \(mean ([\d.]+)",
+                      README)
+    assert match, "README's seed figures are missing"
+    last_seed, default_seed = int(match.group(1)), int(match.group(2))
+    shown = re.findall(r"0\.\d{4}", match.group(3))
+    params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+    assert default_seed == params["seed"]
+    config = params["train_nn"]
+    images, labels = flatten.flatten_split(PROJECT_ROOT / "data" / "fashion-mnist", "train")
+    test_images, test_labels = flatten.flatten_split(PROJECT_ROOT / "data" / "fashion-mnist", "test")
+
+    def to_tensors(pixels, classes):
+        return torch.from_numpy(pixels.astype("float32") / 255), torch.from_numpy(classes.astype("int64"))
+
+    train_set, test_set = to_tensors(images, labels), to_tensors(test_images, test_labels)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the stage trains
+    try:
+        accuracies = [
+            train_nn.train(train_set, test_set, config["lr"], config["momentum"], config["batch_size"],
+                           config["epochs"], seed)[1][-1]["test_accuracy"]
+            for seed in [*range(last_seed + 1), default_seed]
+        ]
+    finally:
+        torch.set_num_threads(threads)
+    assert shown == [f"{accuracy:.4f}" for accuracy in accuracies]
+    assert match.group(4) == f"{statistics.mean(accuracies):.3f}"
+
+
+def test_reports_are_what_sweep_report_makes_of_the_saved_experiments(tmp_path):
+    """reports/exp_show.json is `dvc exp show --json` of the sweeps; the report is rebuilt from it byte for byte."""
+    sweep_report.main(["--exp-json", str(REPORTS / "exp_show.json"), "--out", str(tmp_path)])
+    for name in ("sweep.md", "sweep.csv", "sweep.png"):
+        assert (tmp_path / name).read_bytes() == (REPORTS / name).read_bytes(), f"reports/{name} is stale"
+
+
+def test_readme_shows_the_sweep_report_as_it_is():
+    report = (REPORTS / "sweep.md").read_text(encoding="utf-8")
+    assert report in README, "README's sweep tables differ from reports/sweep.md; paste the new report"
