@@ -47,11 +47,11 @@ class ImageError(Exception):
 
 def artifact_paths(dvc_yaml):
     """{model name: path} of the models that dvc.yaml's `artifacts:` section declares."""
-    from ruamel.yaml import YAML
+    import yaml
 
     dvc_yaml = Path(dvc_yaml)
     try:
-        declared = YAML(typ="safe").load(dvc_yaml.read_text(encoding="utf-8")) or {}
+        declared = yaml.safe_load(dvc_yaml.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
         raise StageError(f"{dvc_yaml} not found: run this from the project's root folder") from None
     artifacts = declared.get("artifacts") or {}

@@ -19,9 +19,9 @@ import zlib
 import numpy as np
 import pytest
 import torch
+import yaml
 from conftest import PROJECT_ROOT, commit, dvc, dvc_env, make_project, run
 from PIL import Image
-from ruamel.yaml import YAML
 from safetensors.numpy import save_file
 from safetensors.torch import load_file as load_torch_file
 from torchvision.transforms.functional import to_tensor
@@ -501,7 +501,7 @@ def test_photos_of_test_images_mostly_get_the_class_evaluate_gave_them(trained, 
 
 def cached_model(project, rev, path):
     """The DVC cache file of output `path` as the dvc.lock of commit `rev` records it (read with git alone)."""
-    lock = YAML(typ="safe").load(run(project, "git", "show", f"{rev}:dvc.lock").stdout)
+    lock = yaml.safe_load(run(project, "git", "show", f"{rev}:dvc.lock").stdout)
     (md5,) = [out["md5"] for stage in lock["stages"].values() for out in stage.get("outs", []) if out["path"] == path]
     return project / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
 
