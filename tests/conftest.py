@@ -120,7 +120,7 @@ class LocalServer:
 
 # A test that takes a copy of the project drives the real dvc command line:
 # it is slow, whether or not its author remembered to say so.
-END_TO_END_FIXTURES = {"project", "reproduced", "reproduced_template"}
+END_TO_END_FIXTURES = {"project", "reproduced", "reproduced_template", "default_template"}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -140,6 +140,18 @@ def project(tmp_path):
 def reproduced_template(tmp_path_factory):
     """A copy with FAST_PARAMS after one full `dvc repro`, committed. Copy it; don't change it."""
     path = make_project(tmp_path_factory.mktemp("template") / "project", FAST_PARAMS)
+    dvc(path, "repro")
+    commit(path, "reproduced")
+    return path
+
+
+@pytest.fixture(scope="session")
+def default_template(tmp_path_factory):
+    """A copy with the default params.yaml after one full `dvc repro` (the real results), committed.
+
+    Copy it; don't change it.
+    """
+    path = make_project(tmp_path_factory.mktemp("defaults") / "project")
     dvc(path, "repro")
     commit(path, "reproduced")
     return path
