@@ -66,8 +66,8 @@ def test_results_table_is_what_the_default_pipeline_gives(default_run):
             in nn_label)
 
     # The notebook's first question, answered in words.
-    answer = re.search(r"classifies \*\*([\d.]+)%\*\* of the training images and \*\*([\d.]+)%\*\* of the test",
-                       README)
+    answer = re.search(r"classifies\s+\*\*([\d.]+)%\*\*\s+of\s+the\s+training\s+images\s+and\s+\*\*([\d.]+)%\*\*"
+                       r"\s+of\s+the\s+test", README)
     assert answer, "README's answer on training accuracy is missing"
     nn_metrics = default_run["train_nn.json"]["nn"]
     assert answer.groups() == (f"{100 * nn_metrics['train_accuracy']:.1f}", f"{100 * evaluation['nn']['accuracy']:.1f}")
@@ -94,8 +94,8 @@ def test_the_sweep_rows_with_the_default_settings_are_the_default_run(default_ru
 @pytest.mark.slow
 def test_seed_figures_in_the_results_are_what_train_gives():
     """README's test accuracies of the nn model over seeds, retrained here with the default params."""
-    match = re.search(r"over seeds 0 to (\d) and\s+the default (\d+) it ended at ([\d., and]+?) \(mean ([\d.]+)",
-                      README)
+    match = re.search(r"over\s+seeds\s+0\s+to\s+(\d)\s+and\s+the\s+default\s+(\d+)\s+it\s+ended\s+at\s+([\d.,\sand]+?)"
+                      r"\s+\(mean\s+([\d.]+)", README)
     assert match, "README's seed figures are missing"
     last_seed, default_seed = int(match.group(1)), int(match.group(2))
     shown = re.findall(r"0\.\d{4}", match.group(3))
@@ -121,7 +121,7 @@ def test_seed_figures_in_the_results_are_what_train_gives():
         torch.set_num_threads(threads)
     assert shown == [f"{accuracy:.4f}" for accuracy in accuracies]
     assert match.group(4) == f"{statistics.mean(accuracies):.3f}"
-    spread = re.search(r"mean [\d.]+, spread ([\d.]+) to ([\d.]+)\)", README)
+    spread = re.search(r"mean\s+[\d.]+,\s+spread\s+([\d.]+)\s+to\s+([\d.]+)\)", README)
     assert spread and spread.groups() == (f"{min(accuracies):.3f}", f"{max(accuracies):.3f}")
 
 
