@@ -34,8 +34,8 @@ class S3Server:
         self.url = f"http://127.0.0.1:{self.port}"
         # moto accepts any credentials; these are fake and exist only for this server.
         self.env = {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_ACCESS_KEY_ID": "fmnist-test-key-id",
+            "AWS_SECRET_ACCESS_KEY": "fmnist-test-secret-key",
             "AWS_DEFAULT_REGION": "us-east-1",
         }
         self.process = None
