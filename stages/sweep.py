@@ -298,7 +298,10 @@ def _grid_arguments(parser):
 
 
 def _named_grid(args):
-    overrides = [*args.overrides, *shlex.split(args.grid)]
+    try:
+        overrides = [*args.overrides, *shlex.split(args.grid)]
+    except ValueError as error:
+        raise StageError(f"--grid {args.grid!r} does not split like a shell line ({error})") from None
     return named_grid(overrides, read_param_keys(args.params))
 
 
