@@ -56,8 +56,10 @@ def test_a_single_value_is_a_grid_of_one_and_repeated_values_run_once():
 
 
 def test_combinations_are_sorted_by_key_then_value_as_numbers():
-    grid = sweep.expand_grid(["train_nn.lr=0.3,0.03,0.1"], KEYS)
-    assert grid == [("train_nn.lr=0.03",), ("train_nn.lr=0.1",), ("train_nn.lr=0.3",)]
+    # As text, 15 would come before 5, and 0.001 (1e-3) before 0.03 only by luck.
+    grid = sweep.expand_grid(["train_nn.lr=0.3,0.03", "train_nn.epochs=5,15,10"], KEYS)
+    assert [tuple(settings(combination).values()) for combination in grid] == [
+        ("0.03", "5"), ("0.3", "5"), ("0.03", "10"), ("0.3", "10"), ("0.03", "15"), ("0.3", "15")]
 
 
 # Shards: disjoint, covering, deterministic.
