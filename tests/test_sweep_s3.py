@@ -187,33 +187,65 @@ def test_an_experiment_applied_in_the_collecting_clone_trains_nothing(swept, clo
     assert evaluate["nn"]["accuracy"] == float(row["nn_test_accuracy"])
 
 
-def test_pull_request_job_restores_known_runs_and_summarises_params_and_metrics(swept, cloud):
+def results_job(cloud, branch):
+    """Run results.yml's job in a fresh clone of `branch` (a pull request into main); (clone, results, summary)."""
     root, origin, context, _ = cloud
-    pull_request = clone(root, origin, "pull-request")
-    run(pull_request, "git", "checkout", "-q", "-b", "feature")
-    # Params one runner of the sweep already trained: their run-cache is on the remote.
-    set_params(pull_request, {"train_nn.lr": 0.2, "train_nn.epochs": 2})
-    commit(pull_request, "lr 0.2, 2 epochs")
-    summary = root / "step_summary.md"
+    pull_request = clone(root, origin, f"ci-{branch}")
+    run(pull_request, "git", "checkout", "-q", branch)
+    summary = root / f"step_summary-{branch}.md"
     results = run_job("results.yml", "results", pull_request, {**context, "github.base_ref": "main"},
                       {"GITHUB_STEP_SUMMARY": str(summary)})
     assert_job_passed(results)
-    restore = next(r for r in results if r.script == "bash .ci/reproduce")
-    assert stages_run(restore.stdout) == [], restore.stdout
-    for stage in ("train_nn", "evaluate"):
-        assert f"Stage '{stage}' is cached - skipping run, checking out outputs" in restore.stdout, restore.stdout
-    text = summary.read_text()
+    return pull_request, results, summary.read_text()
+
+
+def assert_summary_compares_with_main(text, origin, pull_request):
     params_table = table_rows(text.split("## Params")[1].split("## Metrics")[0])
     assert params_table["train_nn.lr"][2:4] == ["0.1", "0.2"], text
     assert params_table["train_nn.epochs"][2:4] == ["1", "2"], text
     metrics_table = table_rows(text.split("## Metrics")[1])
     base = json.loads(dvc_read("metrics/evaluate.json", repo=str(origin), rev="main"))
     head = json.loads((pull_request / "metrics" / "evaluate.json").read_text())
+    assert head["nn"]["accuracy"] != base["nn"]["accuracy"]
     cells = metrics_table["nn.accuracy"]
-    assert float(cells[2]) == pytest.approx(base["nn"]["accuracy"], abs=1e-5)
-    assert float(cells[3]) == pytest.approx(head["nn"]["accuracy"], abs=1e-5)
+    assert float(cells[2]) == pytest.approx(base["nn"]["accuracy"], abs=1e-5), text
+    assert float(cells[3]) == pytest.approx(head["nn"]["accuracy"], abs=1e-5), text
     assert (pull_request / "dvc_plots" / "index.html").is_file()
     assert sorted(p.name for p in (pull_request / "metrics" / "figures").glob("*.png"))
+
+
+def test_pull_request_that_changes_params_only_is_restored_from_the_run_cache(swept, cloud):
+    root, origin, _, _ = cloud
+    author = clone(root, origin, "author-params")
+    run(author, "git", "checkout", "-q", "-b", "params-only")
+    # Params one runner of the sweep already trained: their run-cache is on the remote.
+    set_params(author, {"train_nn.lr": 0.2, "train_nn.epochs": 2})
+    commit(author, "lr 0.2, 2 epochs")
+    run(author, "git", "push", "-q", "origin", "params-only")
+    pull_request, results, text = results_job(cloud, "params-only")
+    restore = next(r for r in results if r.script == "bash .ci/reproduce")
+    assert stages_run(restore.stdout) == [], restore.stdout
+    for stage in ("train_nn", "evaluate"):
+        assert f"Stage '{stage}' is cached - skipping run, checking out outputs" in restore.stdout, restore.stdout
+    assert_summary_compares_with_main(text, origin, pull_request)
+
+
+def test_pull_request_with_its_results_committed_is_compared_with_the_base_branch(swept, cloud):
+    root, origin, context, credentials = cloud
+    author = clone(root, origin, "author-results")
+    run(author, "git", "checkout", "-q", "-b", "with-results")
+    shell(author, "bash .ci/dvc-remote", {"DVC_REMOTE_URL": context["secrets.DVC_REMOTE_URL"],
+                                          "DVC_REMOTE_ENDPOINT": context["secrets.DVC_REMOTE_ENDPOINT"]})
+    set_params(author, {"train_nn.lr": 0.2, "train_nn.epochs": 2})
+    shell(author, "dvc pull --run-cache --allow-missing && dvc repro --pull && dvc push", credentials)
+    commit(author, "lr 0.2, 2 epochs, with dvc.lock")
+    run(author, "git", "push", "-q", "origin", "with-results")
+    pull_request, results, text = results_job(cloud, "with-results")
+    restore = next(r for r in results if r.script == "bash .ci/reproduce")
+    assert stages_run(restore.stdout) == [], restore.stdout
+    assert "Data and pipelines are up to date." in restore.stdout, restore.stdout
+    # HEAD holds the same results as the workspace: only a diff against main shows the change.
+    assert_summary_compares_with_main(text, origin, pull_request)
 
 
 def test_credentials_are_never_written_into_the_clones(swept, cloud):

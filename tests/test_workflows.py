@@ -28,8 +28,7 @@ JOBS_RUN_BY = {
     ("sweep.yml", "plan"): test_sweep_s3.test_plan_job_gives_two_disjoint_shards_that_cover_the_grid,
     ("sweep.yml", "run"): test_sweep_s3.test_each_runner_restores_the_base_commit_and_runs_exactly_its_shard,
     ("sweep.yml", "report"): test_sweep_s3.test_collecting_clone_tables_every_experiment_of_every_shard,
-    ("results.yml", "results"):
-        test_sweep_s3.test_pull_request_job_restores_known_runs_and_summarises_params_and_metrics,
+    ("results.yml", "results"): test_sweep_s3.test_pull_request_that_changes_params_only_is_restored_from_the_run_cache,
 }
 SHA_PINNED = re.compile(r"^[\w.-]+/[\w.-]+(/[\w./-]+)?@[0-9a-f]{40}$")
 
