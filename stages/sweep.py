@@ -271,11 +271,20 @@ def queue(experiments):
         raise
 
 
+def finished(states, names):
+    """True when every one of `names` has ended ('Success' or 'Failed') in `states` ({name: status}).
+
+    A name not listed yet is not finished: `dvc queue status` may not show
+    a task in the moment between queueing and a worker taking it.
+    """
+    return all(states.get(name) in ("Success", "Failed") for name in names)
+
+
 def wait_for(names, poll_s=POLL_INTERVAL_S):
-    """Poll `dvc queue status` until none of `names` is queued or running; {name: final status}."""
+    """Poll `dvc queue status` until every one of `names` has ended; {name: final status}."""
     while True:
         states = {name: status for name, status in queue_table(_dvc("queue", "status").stdout) if name in names}
-        if all(states.get(name) in ("Success", "Failed") for name in names):
+        if finished(states, names):
             return states
         time.sleep(poll_s)
 

@@ -185,6 +185,17 @@ def test_queue_status_table_is_read_by_name_and_status():
     assert sweep.queue_table(text) == [("spiry-goos", "Success"), ("liked-tods", "Running"), ("lr-0.1", "Failed")]
 
 
+@pytest.mark.parametrize(("states", "done"), [
+    ({"a": "Success", "b": "Failed"}, True),
+    ({"a": "Success", "b": "Running"}, False),
+    ({"a": "Success", "b": "Queued"}, False),
+    ({"a": "Success"}, False),
+    ({}, False),
+])
+def test_a_shard_is_finished_only_when_each_of_its_experiments_has_ended(states, done):
+    assert sweep.finished(states, ["a", "b"]) is done
+
+
 # The command, for real.
 
 def sweep_command(project, *args, timeout=900):
