@@ -31,6 +31,7 @@ import re
 import shlex
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -240,6 +241,23 @@ def _dvc(*args, check=True):
     return result
 
 
+def _dvc_starting_daemons(*args):
+    """Run a dvc command that leaves daemons behind (`dvc queue start`: its workers).
+
+    Its output goes to a file: the workers inherit the command's stdout,
+    and a pipe they hold open would keep a reader waiting until the last
+    worker exits, which an idle worker may never do.
+    """
+    with tempfile.TemporaryFile("w+") as log:
+        try:
+            result = subprocess.run(["dvc", *args], stdout=log, stderr=subprocess.STDOUT, check=False)
+        except FileNotFoundError:
+            raise StageError("the dvc command is not on PATH; activate the project's environment") from None
+        if result.returncode != 0:
+            log.seek(0)
+            raise StageError(f"dvc {' '.join(args)} failed: {' '.join(log.read().split())}")
+
+
 def local_experiments():
     """Names of the experiments based on the current commit."""
     return set(_dvc("exp", "list", "--name-only").stdout.split())
@@ -294,7 +312,7 @@ def run_shard(experiments, jobs):
     names = [name for name, _ in experiments]
     check_nothing_in_the_way(names)
     queue(experiments)
-    _dvc("queue", "start", "--jobs", str(jobs))
+    _dvc_starting_daemons("queue", "start", "--jobs", str(jobs))
     return wait_for(names)
 
 
