@@ -86,6 +86,43 @@ def commit(project, message="test"):
     run(project, "git", "commit", "-qm", message, "--allow-empty")
 
 
+# Folders whose files are named by their content, written once and never changed
+# in place: copies of a project hard-link them, so a copy costs its workspace only.
+CONTENT_ADDRESSED = (".git/objects", ".dvc/cache")
+
+
+def copy_project(source, target):
+    """Copy a project folder (git history and DVC cache included) to `target`; returns `target`.
+
+    Files under CONTENT_ADDRESSED are hard-linked, so a test's copy of a
+    reproduced project takes half the disk. Everything else is copied: a test
+    may rewrite a workspace file or params.yaml without touching `source`.
+    """
+    source, target = Path(source), Path(target)
+    shared = [source / folder for folder in CONTENT_ADDRESSED]
+
+    def link_or_copy(src, dst):
+        if any(Path(src).is_relative_to(folder) for folder in shared):
+            try:
+                os.link(src, dst)
+                return dst
+            except OSError:  # another file system, or links not allowed
+                pass
+        return shutil.copy2(src, dst)
+
+    shutil.copytree(source, target, symlinks=True, copy_function=link_or_copy)
+    return target
+
+
+def origin_with_remote(template, root, remote="storage"):
+    """`root`/origin: a copy of `template` whose outputs are pushed to the DVC remote folder `root`/remote."""
+    origin = copy_project(template, Path(root) / "origin")
+    dvc(origin, "remote", "add", "-d", remote, str(Path(root) / "remote"))
+    commit(origin, "a DVC remote")
+    dvc(origin, "push")
+    return origin
+
+
 def make_project(destination, params=None):
     """A fresh git repository holding a copy of the project, committed, nothing run yet."""
     destination = Path(destination)
@@ -140,6 +177,20 @@ def project(tmp_path):
     return make_project(tmp_path / "project", FAST_PARAMS)
 
 
+@pytest.fixture(scope="module")
+def module_tmp_path(request, tmp_path_factory):
+    """A folder for one module's shared fixtures, removed after its last test unless a test failed.
+
+    tmp_path_retention_policy = "failed" does the same for each test's tmp_path,
+    so a run of the whole suite holds a few projects on disk at a time.
+    """
+    path = tmp_path_factory.mktemp(request.module.__name__.rpartition(".")[2])
+    failed_before = request.session.testsfailed
+    yield path
+    if request.session.testsfailed == failed_before:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def reproduced_template(tmp_path_factory):
     """A copy with FAST_PARAMS after one full `dvc repro`, committed. Copy it; don't change it."""
@@ -164,6 +215,4 @@ def default_template(tmp_path_factory):
 @pytest.fixture
 def reproduced(reproduced_template, tmp_path):
     """A private copy of the reproduced project (git history and DVC cache included)."""
-    target = tmp_path / "project"
-    shutil.copytree(reproduced_template, target, symlinks=True)
-    return target
+    return copy_project(reproduced_template, tmp_path / "project")

@@ -8,18 +8,15 @@ regenerates whenever a later case needs them.
 """
 
 import math
-import shutil
 
 import pytest
-from conftest import DELETE, dvc, set_params
+from conftest import DELETE, copy_project, dvc, set_params
 from ruamel.yaml import YAML
 
 
 @pytest.fixture(scope="module")
-def shared_project(reproduced_template, tmp_path_factory):
-    target = tmp_path_factory.mktemp("bad-params") / "project"
-    shutil.copytree(reproduced_template, target, symlinks=True)
-    return target
+def shared_project(reproduced_template, module_tmp_path):
+    return copy_project(reproduced_template, module_tmp_path / "project")
 
 
 @pytest.fixture

@@ -89,9 +89,9 @@ def shifted_weights(shift):
 
 
 @pytest.fixture(scope="module")
-def evaluated(tmp_path_factory):
+def evaluated(module_tmp_path):
     """evaluate.main on the crafted test set: scratch is always right, nn calls class y class y + 1."""
-    root = tmp_path_factory.mktemp("evaluate")
+    root = module_tmp_path
     crafted_test_split(root / "flat")
     scratch_theta = np.column_stack([np.zeros(N_CLASSES, np.float32), shifted_weights(0)])
     save_file({"Theta": scratch_theta}, str(root / "scratch.safetensors"))

@@ -5,12 +5,11 @@ with the tiny settings of conftest.FAST_PARAMS.
 """
 
 import json
-import shutil
 import time
 from pathlib import Path
 
 import pytest
-from conftest import commit, dvc, run, set_params, stages_run
+from conftest import copy_project, dvc, origin_with_remote, run, set_params, stages_run
 from ruamel.yaml import YAML
 
 QUEUE_TIMEOUT_S = 600
@@ -41,10 +40,9 @@ def experiments_by_name(exp_show):
 
 
 @pytest.fixture(scope="module")
-def swept(reproduced_template, tmp_path_factory):
+def swept(reproduced_template, module_tmp_path):
     """A reproduced copy after a queued two-experiment sweep run by two workers."""
-    project = tmp_path_factory.mktemp("swept") / "project"
-    shutil.copytree(reproduced_template, project, symlinks=True)
+    project = copy_project(reproduced_template, module_tmp_path / "swept")
     lrs = ",".join(str(lr) for lr in SWEPT_LRS)
     queued = dvc(project, "exp", "run", "--queue", "-S", f"train_nn.lr={lrs}", "-S", f"train_scratch.lr={SCRATCH_LR}")
     assert queued.stdout.count("Queued experiment") == 2, queued.stdout
@@ -140,17 +138,13 @@ def uncached_outputs(dvc_yaml):
 
 
 @pytest.fixture(scope="module")
-def shared(reproduced_template, tmp_path_factory):
+def shared(reproduced_template, module_tmp_path):
     """A git origin with a DVC remote, and a first clone that ran one experiment and pushed it.
 
     Returns (origin, first clone, experiment name, params of the experiment).
     """
-    root = tmp_path_factory.mktemp("shared")
-    origin = root / "origin"
-    shutil.copytree(reproduced_template, origin, symlinks=True)
-    dvc(origin, "remote", "add", "-d", "shared", str(root / "remote"))
-    commit(origin, "a shared DVC remote")
-    dvc(origin, "push")
+    root = module_tmp_path / "shared"
+    origin = origin_with_remote(reproduced_template, root, "shared")
 
     first = root / "first"
     run(root, "git", "clone", "-q", str(origin), str(first))

@@ -8,7 +8,6 @@ then produce exactly what an uninterrupted run produces.
 
 import http.server
 import os
-import shutil
 import signal
 import subprocess
 import threading
@@ -16,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import LocalServer, dvc, dvc_env, set_params, stages_run
+from conftest import LocalServer, copy_project, dvc, dvc_env, set_params, stages_run
 from ruamel.yaml import YAML
 
 from stages.common import StageError, atomic_dir, load_tensors, remove_stale_temporaries, write_text
@@ -90,10 +89,9 @@ def temporaries(project):
 
 
 @pytest.fixture(scope="module")
-def uninterrupted_lock(reproduced_template, tmp_path_factory):
+def uninterrupted_lock(reproduced_template, module_tmp_path):
     """dvc.lock after an uninterrupted `dvc repro train_scratch` with SLOW_SCRATCH."""
-    project = tmp_path_factory.mktemp("uninterrupted") / "project"
-    shutil.copytree(reproduced_template, project, symlinks=True)
+    project = copy_project(reproduced_template, module_tmp_path / "uninterrupted")
     set_params(project, SLOW_SCRATCH)
     dvc(project, "repro", "train_scratch")
     return read_lock(project)

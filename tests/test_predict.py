@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import PROJECT_ROOT, commit, dvc, dvc_env, run
+from conftest import PROJECT_ROOT, commit, copy_project, dvc, dvc_env, origin_with_remote, run
 from PIL import Image
 from safetensors.numpy import save_file
 from safetensors.torch import load_file as load_torch_file
@@ -424,11 +424,9 @@ def test_figure_has_one_row_per_readable_image_and_the_same_bytes_every_time(bar
 
 
 @pytest.fixture(scope="module")
-def trained(reproduced_template, tmp_path_factory):
+def trained(reproduced_template, module_tmp_path):
     """A reproduced copy of the project (FAST_PARAMS), shared by this module's end-to-end tests."""
-    project = tmp_path_factory.mktemp("predict") / "project"
-    shutil.copytree(reproduced_template, project, symlinks=True)
-    return project
+    return copy_project(reproduced_template, module_tmp_path / "predict")
 
 
 def photo_agreement(project, images, seed=2024):
@@ -549,14 +547,10 @@ def test_a_bad_rev_stops_every_image_in_one_line(trained, test_images, tmp_path,
 
 
 @pytest.fixture(scope="module")
-def registry(reproduced_template, tmp_path_factory):
+def registry(reproduced_template, module_tmp_path):
     """(origin, remote folder): a reproduced project whose DVC remote holds both models, each registered by GTO."""
-    root = tmp_path_factory.mktemp("registry")
-    origin = root / "origin"
-    shutil.copytree(reproduced_template, origin, symlinks=True)
-    dvc(origin, "remote", "add", "-d", "storage", str(root / "remote"))
-    commit(origin, "a DVC remote")
-    dvc(origin, "push")
+    root = module_tmp_path / "registry"
+    origin = origin_with_remote(reproduced_template, root)
     for name in ("nn", "scratch"):
         registered = run(origin, "gto", "register", name).stdout
         assert f"Created git tag '{name}@v0.0.1' that registers version" in registered, registered
@@ -657,8 +651,7 @@ def assert_same_output(printed, shown, command):
 @pytest.mark.slow
 def test_readme_examples_are_what_a_fresh_clone_prints(default_template, tmp_path):
     """Every command of README's predict section, run after `dvc repro` with the default params."""
-    project = tmp_path / "project"
-    shutil.copytree(default_template, project, symlinks=True)
+    project = copy_project(default_template, tmp_path / "project")
     (project / "reports" / "predict").mkdir(parents=True)
     shutil.copy2(PROJECT_ROOT / "reports" / "predict" / "make_examples.py", project / "reports" / "predict")
     # The committed example inputs are what their script makes.

@@ -7,12 +7,11 @@ temporary copy of the project.
 
 import itertools
 import json
-import shutil
 import subprocess
 import sys
 
 import pytest
-from conftest import PROJECT_ROOT, dvc, dvc_env, run
+from conftest import PROJECT_ROOT, copy_project, dvc, dvc_env, run
 
 from stages import sweep
 from stages.common import StageError
@@ -231,10 +230,9 @@ def test_bad_input_is_one_line_and_queues_nothing(reproduced):
 
 
 @pytest.fixture(scope="module")
-def shard_run(reproduced_template, tmp_path_factory):
+def shard_run(reproduced_template, module_tmp_path):
     """A shard of three, one of whose experiments fails (lr -1 is not allowed), run with two workers."""
-    project = tmp_path_factory.mktemp("shard") / "project"
-    shutil.copytree(reproduced_template, project, symlinks=True)
+    project = copy_project(reproduced_template, module_tmp_path / "shard")
     result = sweep_command(project, "run", "--shard", "1/2", "-S", "train_nn.lr=-1,0.05,0.15,0.2", "-j", "2")
     return project, result
 

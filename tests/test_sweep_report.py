@@ -8,13 +8,12 @@ import csv
 import io
 import json
 import re
-import shutil
 import subprocess
 import sys
 
 import numpy as np
 import pytest
-from conftest import dvc, dvc_env
+from conftest import copy_project, dvc, dvc_env
 from dvc.api import read as dvc_read
 from ruamel.yaml import YAML
 
@@ -25,10 +24,9 @@ QUEUED_LR = 0.7
 
 
 @pytest.fixture(scope="module")
-def captured(reproduced_template, tmp_path_factory):
+def captured(reproduced_template, module_tmp_path):
     """(project, parsed exp show): two finished experiments and one still queued."""
-    project = tmp_path_factory.mktemp("report") / "project"
-    shutil.copytree(reproduced_template, project, symlinks=True)
+    project = copy_project(reproduced_template, module_tmp_path / "report")
     for lr in SWEPT_LRS:
         dvc(project, "exp", "run", "--name", f"lr-{lr}", "-S", f"train_nn.lr={lr}")
     dvc(project, "exp", "run", "--queue", "--name", "waiting", "-S", f"train_nn.lr={QUEUED_LR}")

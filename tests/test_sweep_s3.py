@@ -14,7 +14,7 @@ import shutil
 import subprocess
 
 import pytest
-from conftest import PROJECT_ROOT, commit, dvc_env, run, set_params, stages_run
+from conftest import PROJECT_ROOT, commit, copy_project, dvc_env, run, set_params, stages_run
 from dvc.api import read as dvc_read
 from s3_server import S3Server
 from workflow_steps import output, run_job
@@ -34,14 +34,13 @@ def s3():
 
 
 @pytest.fixture(scope="module")
-def cloud(reproduced_template, s3, tmp_path_factory):
+def cloud(reproduced_template, s3, module_tmp_path):
     """A git origin whose base commit's outputs are on the S3 remote, and the workflows' secrets.
 
     Returns (root folder, origin, context for the workflows' ${{ }}, env with the credentials).
     """
-    root = tmp_path_factory.mktemp("cloud")
-    origin = root / "origin"
-    shutil.copytree(reproduced_template, origin, symlinks=True)
+    root = module_tmp_path
+    origin = copy_project(reproduced_template, root / "origin")
     for relative in CI_FILES:
         source, target = PROJECT_ROOT / relative, origin / relative
         target.parent.mkdir(parents=True, exist_ok=True)

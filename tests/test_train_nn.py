@@ -31,9 +31,10 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def fashion_mnist(tmp_path_factory):
+def fashion_mnist(module_tmp_path):
     """(train, test) from the bundled files, through flatten's own functions, as the stage reads them."""
-    flat = tmp_path_factory.mktemp("flat")
+    flat = module_tmp_path / "flat"
+    flat.mkdir()
     for split in flatten.SPLITS:
         images, labels = flatten.flatten_split(BUNDLED, split)
         flatten.save_npy(flat / f"{split}_images.npy", images)
@@ -42,8 +43,8 @@ def fashion_mnist(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def torchvision_root(tmp_path_factory):
-    return notebook_loop.prepare_root(BUNDLED, tmp_path_factory.mktemp("torchvision"))
+def torchvision_root(module_tmp_path):
+    return notebook_loop.prepare_root(BUNDLED, module_tmp_path / "torchvision")
 
 
 def synthetic(n=230, seed=0):
