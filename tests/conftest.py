@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
+pytest_plugins = ["pytester"]  # tests/test_fixtures.py runs pytest on small test modules
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 COPIED = ["dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore",
           "stages", "plots", "data/fashion-mnist"]

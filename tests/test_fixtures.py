@@ -1,7 +1,9 @@
 """The test copies of a project: cheap on disk, and independent of the project they copy."""
 
 import os
+from pathlib import Path
 
+import pytest
 from conftest import copy_project
 
 
@@ -28,3 +30,60 @@ def test_copy_keeps_symlinks_as_links(tmp_path):
     (source / "latest").symlink_to("data/model")
     copy = copy_project(source, tmp_path / "copy")
     assert os.readlink(copy / "latest") == "data/model"
+
+
+MODULE = '''
+import importlib.util
+import os
+from pathlib import Path
+
+spec = importlib.util.spec_from_file_location("project_conftest", {conftest!r})
+project_conftest = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(project_conftest)
+module_tmp_path = project_conftest.module_tmp_path
+
+
+def test_first(module_tmp_path):
+    (module_tmp_path / "shared").write_text("written by the first test")
+    Path(os.environ["WHERE"]).write_text(str(module_tmp_path))
+
+
+def test_second(module_tmp_path):
+    assert (module_tmp_path / "shared").read_text() == "written by the first test"
+    assert {outcome!s}
+'''
+
+
+@pytest.mark.parametrize("passes", [True, False], ids=["all-passed", "one-failed"])
+def test_module_folder_is_shared_then_removed_unless_a_test_failed(pytester, monkeypatch, tmp_path, passes):
+    monkeypatch.setenv("WHERE", str(tmp_path / "where"))
+    pytester.makepyfile(test_inner=MODULE.format(conftest=str(Path(__file__).with_name("conftest.py")),
+                                                 outcome=passes))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--basetemp", str(tmp_path / "base"))
+    result.assert_outcomes(passed=2 if passes else 1, failed=0 if passes else 1)
+    folder = Path((tmp_path / "where").read_text())
+    assert folder.is_relative_to(tmp_path / "base")
+    assert folder.exists() is not passes
+
+
+def test_pyproject_keeps_the_tmp_path_of_failed_tests_only(pytester, monkeypatch, tmp_path):
+    monkeypatch.setenv("WHERE", str(tmp_path))
+    pytester.makepyfile(test_inner='''
+import os
+from pathlib import Path
+
+
+def test_passes(tmp_path):
+    Path(os.environ["WHERE"], "passed").write_text(str(tmp_path))
+
+
+def test_fails(tmp_path):
+    Path(os.environ["WHERE"], "failed").write_text(str(tmp_path))
+    assert False
+''')
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    result = pytester.runpytest_subprocess("-c", str(pyproject), "--rootdir", str(pytester.path),
+                                           "-p", "no:cacheprovider", "test_inner.py")
+    result.assert_outcomes(passed=1, failed=1)
+    assert not Path((tmp_path / "passed").read_text()).exists()
+    assert Path((tmp_path / "failed").read_text()).exists()
