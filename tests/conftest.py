@@ -9,8 +9,10 @@ import math
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -48,6 +50,36 @@ def run(cwd, *args, check=True, timeout=600):
 
 def dvc(cwd, *args, check=True, timeout=600):
     return run(cwd, "dvc", *args, check=check, timeout=timeout)
+
+
+def start_queue(cwd, jobs):
+    """`dvc queue start -j jobs`; returns what it printed.
+
+    Its output goes to a file, not a pipe: the workers it starts inherit the
+    command's stdout and stderr, so a pipe would stay open until the last worker
+    exits, and a worker can hang in its own shutdown when dvc-task's idle
+    monitor fires while it is still finishing a task.
+    """
+    with tempfile.TemporaryFile("w+") as log:
+        result = subprocess.run(["dvc", "queue", "start", "-j", str(jobs)], cwd=cwd, env=dvc_env(),
+                                stdout=log, stderr=subprocess.STDOUT, timeout=600)
+        log.seek(0)
+        printed = log.read()
+    if result.returncode != 0:
+        raise AssertionError(f"dvc queue start exited {result.returncode}\n{printed}")
+    return printed
+
+
+def stop_queue_workers(folder):
+    """Terminate the `dvc exp queue-worker` processes working anywhere under `folder`."""
+    folder = Path(folder).resolve()
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if b"queue-worker" in (proc / "cmdline").read_bytes() and \
+                    Path(os.readlink(proc / "cwd")).is_relative_to(folder):
+                os.kill(int(proc.name), signal.SIGTERM)
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
 
 
 def stages_run(output):
@@ -189,8 +221,16 @@ def module_tmp_path(request, tmp_path_factory):
     path = tmp_path_factory.mktemp(request.module.__name__.rpartition(".")[2])
     failed_before = request.session.testsfailed
     yield path
+    stop_queue_workers(path)
     if request.session.testsfailed == failed_before:
         shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_queue_worker_left_behind(tmp_path_factory):
+    """At the end of the session, stop the queue workers that tests left in their folders."""
+    yield
+    stop_queue_workers(tmp_path_factory.getbasetemp())
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import copy_project, dvc, origin_with_remote, run, set_params, stages_run
+from conftest import copy_project, dvc, origin_with_remote, run, set_params, stages_run, start_queue
 from ruamel.yaml import YAML
 
 QUEUE_TIMEOUT_S = 600
@@ -46,7 +46,7 @@ def swept(reproduced_template, module_tmp_path):
     lrs = ",".join(str(lr) for lr in SWEPT_LRS)
     queued = dvc(project, "exp", "run", "--queue", "-S", f"train_nn.lr={lrs}", "-S", f"train_scratch.lr={SCRATCH_LR}")
     assert queued.stdout.count("Queued experiment") == 2, queued.stdout
-    dvc(project, "queue", "start", "-j", "2")
+    start_queue(project, 2)
     status = wait_for_queue(project)
     assert status.count("Success") == 2, status
     return project

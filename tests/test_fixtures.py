@@ -1,10 +1,14 @@
 """The test copies of a project: cheap on disk, and independent of the project they copy."""
 
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
+import conftest
 import pytest
-from conftest import copy_project
+from conftest import copy_project, dvc_env
 
 
 def test_copy_links_git_objects_and_dvc_cache_and_copies_everything_else(tmp_path):
@@ -87,3 +91,36 @@ def test_fails(tmp_path):
     result.assert_outcomes(passed=1, failed=1)
     assert not Path((tmp_path / "passed").read_text()).exists()
     assert Path((tmp_path / "failed").read_text()).exists()
+
+
+def test_start_queue_returns_while_the_workers_it_started_still_hold_its_output(monkeypatch, tmp_path):
+    fake = tmp_path / "bin" / "dvc"
+    fake.parent.mkdir()
+    # Like `dvc queue start`: prints, leaves a worker that inherits stdout and stderr, exits.
+    fake.write_text(f"#!/bin/sh\necho \"Started '2' workers\"\nsleep 30 &\necho $! > {tmp_path / 'worker'}\n")
+    fake.chmod(0o755)
+    env = dvc_env()
+    monkeypatch.setattr(conftest, "dvc_env", lambda: {**env, "PATH": f"{fake.parent}{os.pathsep}{env['PATH']}"})
+    printed = conftest.start_queue(tmp_path, 2)
+    worker = int((tmp_path / "worker").read_text())
+    try:
+        assert "Started '2' workers" in printed
+        os.kill(worker, 0)  # still alive: start_queue did not wait for it
+    finally:
+        os.kill(worker, signal.SIGTERM)
+
+
+def test_stop_queue_workers_stops_those_under_the_folder_only(tmp_path):
+    inside, outside = tmp_path / "inside", tmp_path / "outside"
+    inside.mkdir()
+    outside.mkdir()
+    worker = [sys.executable, "-c", "import time; time.sleep(60)", "exp", "queue-worker"]
+    mine, other = (subprocess.Popen(worker, cwd=folder) for folder in (inside, outside))
+    try:
+        conftest.stop_queue_workers(inside)
+        assert mine.wait(timeout=10) == -signal.SIGTERM
+        assert other.poll() is None
+    finally:
+        for proc in (mine, other):
+            proc.kill()
+            proc.wait()
