@@ -96,18 +96,19 @@ def test_fails(tmp_path):
 def test_start_queue_returns_while_the_workers_it_started_still_hold_its_output(monkeypatch, tmp_path):
     fake = tmp_path / "bin" / "dvc"
     fake.parent.mkdir()
+    finished = tmp_path / "worker-finished"
     # Like `dvc queue start`: prints, leaves a worker that inherits stdout and stderr, exits.
-    fake.write_text(f"#!/bin/sh\necho \"Started '2' workers\"\nsleep 30 &\necho $! > {tmp_path / 'worker'}\n")
+    fake.write_text(f"#!/bin/sh\necho \"Started '2' workers\"\n(sleep 30; touch {finished}) &\n"
+                    f"echo $! > {tmp_path / 'worker'}\n")
     fake.chmod(0o755)
     env = dvc_env()
     monkeypatch.setattr(conftest, "dvc_env", lambda: {**env, "PATH": f"{fake.parent}{os.pathsep}{env['PATH']}"})
     printed = conftest.start_queue(tmp_path, 2)
-    worker = int((tmp_path / "worker").read_text())
     try:
+        assert not finished.exists(), "start_queue waited for the worker to end"
         assert "Started '2' workers" in printed
-        os.kill(worker, 0)  # still alive: start_queue did not wait for it
     finally:
-        os.kill(worker, signal.SIGTERM)
+        os.kill(int((tmp_path / "worker").read_text()), signal.SIGTERM)
 
 
 def test_stop_queue_workers_stops_those_under_the_folder_only(tmp_path):

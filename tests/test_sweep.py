@@ -7,6 +7,8 @@ temporary copy of the project.
 
 import itertools
 import json
+import os
+import signal
 import subprocess
 import sys
 
@@ -286,3 +288,32 @@ def test_combinations_match_itertools_product_for_plain_lists():
     expected = {frozenset({f"train_nn.lr={a}", f"train_nn.epochs={b}", f"seed={c}"})
                 for a, b, c in itertools.product(lrs, epochs, seeds)}
     assert as_sets(grid) == expected and len(grid) == 12
+
+
+def fake_dvc(folder, script):
+    """A `dvc` executable in `folder`/bin running `script` (sh); returns the bin folder."""
+    bin_folder = folder / "bin"
+    bin_folder.mkdir()
+    (bin_folder / "dvc").write_text(f"#!/bin/sh\n{script}\n")
+    (bin_folder / "dvc").chmod(0o755)
+    return bin_folder
+
+
+def test_starting_the_queue_returns_while_its_workers_still_hold_its_output(monkeypatch, tmp_path):
+    # Like `dvc queue start`: a worker inherits stdout and stderr and outlives the command.
+    finished = tmp_path / "worker-finished"
+    bin_folder = fake_dvc(tmp_path, f"echo started\n(sleep 30; touch {finished}) &\necho $! > {tmp_path / 'worker'}")
+    monkeypatch.setenv("PATH", f"{bin_folder}{os.pathsep}{os.environ['PATH']}")
+    sweep._dvc_starting_daemons("queue", "start", "--jobs", "2")
+    try:
+        assert not finished.exists(), "the sweep waited for the worker to end"
+    finally:
+        os.kill(int((tmp_path / "worker").read_text()), signal.SIGTERM)
+
+
+def test_a_queue_that_cannot_start_is_one_line_with_what_dvc_said(monkeypatch, tmp_path):
+    bin_folder = fake_dvc(tmp_path, "echo 'ERROR: unexpected error' >&2\necho '  - celery broker' >&2\nexit 255")
+    monkeypatch.setenv("PATH", f"{bin_folder}{os.pathsep}{os.environ['PATH']}")
+    with pytest.raises(StageError) as raised:
+        sweep._dvc_starting_daemons("queue", "start", "--jobs", "2")
+    assert str(raised.value) == "dvc queue start --jobs 2 failed: ERROR: unexpected error - celery broker"
