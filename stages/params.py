@@ -131,16 +131,21 @@ def load_params(*names, path=PARAMS_FILE):
     return {name: _validate(name, params, path) for name in names}
 
 
+def parse_yaml(text, path):
+    """The YAML `text` of the file `path`, read with YAML 1.2's numbers; bad YAML is one StageError line."""
+    try:
+        return yaml.load(text, Loader=Yaml12Loader)  # noqa: S506 - a SafeLoader: no Python objects
+    except yaml.YAMLError as error:
+        problem = " ".join(str(error).split())
+        raise StageError(f"{path} is not valid YAML: {problem}") from None
+
+
 def _read_yaml(path):
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise StageError(f"{path} not found; run the stage from the project's root folder") from None
-    try:
-        data = yaml.load(text, Loader=Yaml12Loader)  # noqa: S506 - a SafeLoader: no Python objects
-    except yaml.YAMLError as error:
-        problem = " ".join(str(error).split())
-        raise StageError(f"{path} is not valid YAML: {problem}") from None
+    data = parse_yaml(text, path)
     if not isinstance(data, dict):
         raise StageError(f"{path} must be a mapping of sections, got {type(data).__name__}")
     return data

@@ -69,17 +69,13 @@ def param_keys(params):
 
 def read_param_keys(path=PARAMS_FILE):
     """The dotted keys of params.yaml, read as the stages read it (YAML 1.2 numbers)."""
-    import yaml
-
-    from stages.params import Yaml12Loader
+    from stages.params import parse_yaml
 
     try:
-        params = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=Yaml12Loader)  # noqa: S506 - a SafeLoader
-    except yaml.YAMLError as error:
-        raise StageError(f"{path} is not valid YAML: {' '.join(str(error).split())}") from None
+        text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise StageError(f"{path} not found; run this in the project's root folder") from None
-    return param_keys(params or {})
+    return param_keys(parse_yaml(text, path) or {})
 
 
 def _parse_overrides(overrides):

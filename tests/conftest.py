@@ -70,6 +70,15 @@ def start_queue(cwd, jobs):
     return printed
 
 
+def fake_dvc(folder, script):
+    """A `dvc` executable in `folder`/bin that runs the sh `script`; returns that bin folder."""
+    bin_folder = Path(folder) / "bin"
+    bin_folder.mkdir()
+    (bin_folder / "dvc").write_text(f"#!/bin/sh\n{script}\n")
+    (bin_folder / "dvc").chmod(0o755)
+    return bin_folder
+
+
 def stop_queue_workers(folder):
     """Terminate the `dvc exp queue-worker` processes working anywhere under `folder`."""
     folder = Path(folder).resolve()

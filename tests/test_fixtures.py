@@ -8,7 +8,7 @@ from pathlib import Path
 
 import conftest
 import pytest
-from conftest import copy_project, dvc_env
+from conftest import copy_project, dvc_env, fake_dvc
 
 
 def test_copy_links_git_objects_and_dvc_cache_and_copies_everything_else(tmp_path):
@@ -94,15 +94,12 @@ def test_fails(tmp_path):
 
 
 def test_start_queue_returns_while_the_workers_it_started_still_hold_its_output(monkeypatch, tmp_path):
-    fake = tmp_path / "bin" / "dvc"
-    fake.parent.mkdir()
     finished = tmp_path / "worker-finished"
     # Like `dvc queue start`: prints, leaves a worker that inherits stdout and stderr, exits.
-    fake.write_text(f"#!/bin/sh\necho \"Started '2' workers\"\n(sleep 30; touch {finished}) &\n"
-                    f"echo $! > {tmp_path / 'worker'}\n")
-    fake.chmod(0o755)
+    bin_folder = fake_dvc(tmp_path, f"echo \"Started '2' workers\"\n(sleep 30; touch {finished}) &\n"
+                                    f"echo $! > {tmp_path / 'worker'}")
     env = dvc_env()
-    monkeypatch.setattr(conftest, "dvc_env", lambda: {**env, "PATH": f"{fake.parent}{os.pathsep}{env['PATH']}"})
+    monkeypatch.setattr(conftest, "dvc_env", lambda: {**env, "PATH": f"{bin_folder}{os.pathsep}{env['PATH']}"})
     printed = conftest.start_queue(tmp_path, 2)
     try:
         assert not finished.exists(), "start_queue waited for the worker to end"

@@ -13,7 +13,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import PROJECT_ROOT, copy_project, dvc, dvc_env, run
+from conftest import PROJECT_ROOT, copy_project, dvc, dvc_env, fake_dvc, run
 
 from stages import sweep
 from stages.common import StageError
@@ -288,15 +288,6 @@ def test_combinations_match_itertools_product_for_plain_lists():
     expected = {frozenset({f"train_nn.lr={a}", f"train_nn.epochs={b}", f"seed={c}"})
                 for a, b, c in itertools.product(lrs, epochs, seeds)}
     assert as_sets(grid) == expected and len(grid) == 12
-
-
-def fake_dvc(folder, script):
-    """A `dvc` executable in `folder`/bin running `script` (sh); returns the bin folder."""
-    bin_folder = folder / "bin"
-    bin_folder.mkdir()
-    (bin_folder / "dvc").write_text(f"#!/bin/sh\n{script}\n")
-    (bin_folder / "dvc").chmod(0o755)
-    return bin_folder
 
 
 def test_starting_the_queue_returns_while_its_workers_still_hold_its_output(monkeypatch, tmp_path):
