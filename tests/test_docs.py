@@ -5,7 +5,7 @@ from pathlib import PurePosixPath
 
 import pytest
 from conftest import PROJECT_ROOT
-from pages import PAGES, README, read
+from pages import PAGES, README, read, section
 
 README_LIMIT = 12 * 1024  # bytes: a page a newcomer reads in five minutes
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
@@ -104,3 +104,12 @@ def test_a_broken_link_or_anchor_is_found(tmp_path):
     (tmp_path / "README.md").write_text("# R\n")
     assert broken_links("docs/a.md", tmp_path) == ["docs/a.md: docs/b.md does not exist",
                                          "docs/a.md: docs/a.md has no heading for #there"]
+
+
+def test_ci_runs_the_readmes_two_commands_test_command():
+    """.ci/run ends with README's test command, word for word: what CI passes is what README promises."""
+    quick_start = section(read(README), "## Quick start")
+    commands = re.findall(r"```bash\n(.+?)\n```", quick_start)
+    assert len(commands) == 2 and commands[0].endswith("&& dvc repro") and "pytest" in commands[1], commands
+    ci_lines = (PROJECT_ROOT / ".ci" / "run").read_text().strip().splitlines()
+    assert ci_lines[-1] == commands[1]
