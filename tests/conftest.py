@@ -263,9 +263,13 @@ def shared_template(tmp_path_factory, name, build):
 
 
 def reproduce_and_commit(path, params=None):
+    """A fresh project at `path`, `dvc repro`, committed; what the repro printed is kept in REPRO_LOG beside it."""
     make_project(path, params)
-    dvc(path, "repro")
+    (path.parent / REPRO_LOG).write_text(dvc(path, "repro").stdout)
     commit(path, "reproduced")
+
+
+REPRO_LOG = "repro-stdout.txt"
 
 
 @pytest.fixture(scope="session")
