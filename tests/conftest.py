@@ -17,6 +17,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 from ruamel.yaml import YAML
 
 pytest_plugins = ["pytester"]  # tests/test_fixtures.py runs pytest on small test modules
@@ -242,13 +243,39 @@ def no_queue_worker_left_behind(tmp_path_factory):
     stop_queue_workers(tmp_path_factory.getbasetemp())
 
 
+def shared_template(tmp_path_factory, name, build):
+    """The folder `name`/project that `build(path)` makes, made once per test run however many workers share it.
+
+    Under pytest-xdist each worker has its own temporary folder inside the
+    run's; the template goes next to those, and a file lock lets the first
+    worker build it while the others wait, then all of them copy it.
+    """
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    path = root / name / "project"
+    with FileLock(root / f"{name}.lock"):
+        if not (root / name / "done").exists():
+            shutil.rmtree(root / name, ignore_errors=True)
+            build(path)
+            (root / name / "done").touch()
+    return path
+
+
+def reproduce_and_commit(path, params=None):
+    """A fresh project at `path`, `dvc repro`, committed; what the repro printed is kept in REPRO_LOG beside it."""
+    make_project(path, params)
+    (path.parent / REPRO_LOG).write_text(dvc(path, "repro").stdout)
+    commit(path, "reproduced")
+
+
+REPRO_LOG = "repro-stdout.txt"
+
+
 @pytest.fixture(scope="session")
 def reproduced_template(tmp_path_factory):
     """A copy with FAST_PARAMS after one full `dvc repro`, committed. Copy it; don't change it."""
-    path = make_project(tmp_path_factory.mktemp("template") / "project", FAST_PARAMS)
-    dvc(path, "repro")
-    commit(path, "reproduced")
-    return path
+    return shared_template(tmp_path_factory, "template", lambda path: reproduce_and_commit(path, FAST_PARAMS))
 
 
 @pytest.fixture(scope="session")
@@ -257,10 +284,7 @@ def default_template(tmp_path_factory):
 
     Copy it; don't change it.
     """
-    path = make_project(tmp_path_factory.mktemp("defaults") / "project")
-    dvc(path, "repro")
-    commit(path, "reproduced")
-    return path
+    return shared_template(tmp_path_factory, "defaults", reproduce_and_commit)
 
 
 @pytest.fixture

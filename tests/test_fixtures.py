@@ -122,3 +122,51 @@ def test_stop_queue_workers_stops_those_under_the_folder_only(tmp_path):
         for proc in (mine, other):
             proc.kill()
             proc.wait()
+
+
+SHARED_TEMPLATE = '''
+import importlib.util
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+spec = importlib.util.spec_from_file_location("project_conftest", {conftest!r})
+project_conftest = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(project_conftest)
+
+
+def build(path):
+    time.sleep(1)  # long enough for the other worker to ask for it meanwhile
+    path.mkdir(parents=True)
+    (path / "built").write_text("once")
+    with open(os.environ["BUILDS"], "a") as builds:
+        builds.write(os.environ.get("PYTEST_XDIST_WORKER", "main") + "\\n")
+
+
+@pytest.fixture(scope="session")
+def template(tmp_path_factory):
+    return project_conftest.shared_template(tmp_path_factory, "template", build)
+
+
+@pytest.mark.parametrize("n", range(4))
+def test_uses_it(template, n):
+    assert (template / "built").read_text() == "once"
+    with open(os.environ["USERS"], "a") as users:
+        users.write(os.environ["PYTEST_XDIST_WORKER"] + " " + str(template) + "\\n")
+'''
+
+
+def test_a_shared_template_is_built_once_for_all_workers(pytester, monkeypatch, tmp_path):
+    builds, users = tmp_path / "builds", tmp_path / "users"
+    monkeypatch.setenv("BUILDS", str(builds))
+    monkeypatch.setenv("USERS", str(users))
+    pytester.makepyfile(test_inner=SHARED_TEMPLATE.format(conftest=str(Path(__file__).with_name("conftest.py"))))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", "--dist", "load",
+                                           "--basetemp", str(tmp_path / "base"))
+    result.assert_outcomes(passed=4)
+    assert len(builds.read_text().splitlines()) == 1
+    workers, folders = zip(*(line.split() for line in users.read_text().splitlines()), strict=True)
+    assert set(workers) == {"gw0", "gw1"}
+    assert len(set(folders)) == 1
