@@ -17,6 +17,7 @@ import io
 import json
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -174,6 +175,17 @@ def test_pull_request_summary_diffs_params_and_metrics_against_main(pull_request
     assert "scratch.accuracy" not in metrics, summary  # train_scratch did not change
 
 
+SUMMARY_BEGIN, SUMMARY_END = "<!-- summary of results.yml, written by the engine run -->", "<!-- end of the summary -->"
+
+
+def test_the_ci_page_shows_the_summary_the_engine_run_writes(pull_request):
+    _, (first, _) = pull_request
+    page = (PROJECT_ROOT / "docs" / "ci.md").read_text()
+    assert SUMMARY_BEGIN in page and SUMMARY_END in page
+    shown = page.split(SUMMARY_BEGIN)[1].split(SUMMARY_END)[0].strip()
+    assert shown == first.summary("results").strip()
+
+
 def test_pull_request_trains_only_what_it_changed_then_nothing_the_second_time(pull_request):
     _, (first, second) = pull_request
     log = first.step_log("results", "bash .ci/reproduce")
@@ -195,15 +207,31 @@ def sweep_event(github):
             "repository": repository(github)}
 
 
+def sweep_in_one_clone(template, target):
+    """The same sweep in one clone without the remote: every experiment trained there again; its sweep.csv."""
+    alone = copy_project(template, target)
+    run(alone, "python", "-m", "stages.sweep", "run", "--shard", "1/1", "--grid", GRID, timeout=900)
+    run(alone, "python", "-m", "stages.sweep_report")
+    return (alone / "reports" / "sweep.csv").read_text()
+
+
 @pytest.fixture(scope="module")
-def swept(github, main_pushed):
-    """sweep.yml by hand (workflow_dispatch): plan, a matrix of shard jobs, the report job."""
-    act_run = act_in(github, "sweep", "workflow_dispatch", sweep_event(github), "main", workflow="sweep.yml")
+def swept(github, main_pushed, reproduced_template):
+    """sweep.yml by hand (workflow_dispatch): plan, a matrix of shard jobs, the report job.
+
+    Returns (the act run, the plan's matrix, sweep.csv of the same sweep in one
+    clone). That clone sweeps while the engine runs: both spend much of their
+    time waiting (queue workers starting, git, S3), so the two overlap.
+    """
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        one_clone = pool.submit(sweep_in_one_clone, reproduced_template, github["root"] / "one-clone")
+        act_run = act_in(github, "sweep", "workflow_dispatch", sweep_event(github), "main", workflow="sweep.yml")
+        one_clone_csv = one_clone.result()
     matrix = json.loads(act_run.outputs("plan")["matrix"])
     shards = [json.dumps({"shard": entry["shard"], "experiments": entry["experiments"]}, sort_keys=True)
               for entry in matrix["include"]]
     assert_succeeded(act_run, [("plan", ""), *(("run", shard) for shard in shards), ("report", "")])
-    return act_run, matrix
+    return act_run, matrix, one_clone_csv
 
 
 def experiment_names(grid):
@@ -211,7 +239,7 @@ def experiment_names(grid):
 
 
 def test_the_plan_jobs_matrix_becomes_one_shard_job_each(swept):
-    act_run, matrix = swept
+    act_run, matrix, _ = swept
     assert [entry["shard"] for entry in matrix["include"]] == ["1/2", "2/2"]
     for entry in matrix["include"]:
         log = act_run.step_log("run", 'python -m stages.sweep run --shard "$SHARD" --grid "$GRID"',
@@ -232,15 +260,12 @@ def report_rows(text):
             for row in csv.DictReader(io.StringIO(text))}
 
 
-def test_the_report_job_uploads_every_experiment_with_the_numbers_of_one_clone(swept, github, reproduced_template):
+def test_the_report_job_uploads_every_experiment_with_the_numbers_of_one_clone(swept, github):
+    _, _, one_clone_csv = swept
     artifact = github["root"] / "sweep" / "artifacts" / "sweep-report"
     rows = report_rows((artifact / "sweep.csv").read_text())
     assert set(rows) == experiment_names(GRID)
-    # The same sweep in one clone, without the remote: every experiment trained here again.
-    alone = copy_project(reproduced_template, github["root"] / "one-clone")
-    run(alone, "python", "-m", "stages.sweep", "run", "--shard", "1/1", "--grid", GRID, timeout=900)
-    run(alone, "python", "-m", "stages.sweep_report")
-    assert rows == report_rows((alone / "reports" / "sweep.csv").read_text())
+    assert rows == report_rows(one_clone_csv)
     assert (artifact / "sweep.md").is_file() and (artifact / "sweep.png").is_file()
 
 
