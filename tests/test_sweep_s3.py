@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 GRID = "train_nn.lr=0.05,0.2 train_nn.epochs=1,2"
 EXPECTED = {"lr-0.05-epochs-1": (0.05, 1), "lr-0.05-epochs-2": (0.05, 2),
             "lr-0.2-epochs-1": (0.2, 1), "lr-0.2-epochs-2": (0.2, 2)}
-CI_FILES = [".ci/dvc-remote", ".ci/reproduce", ".ci/pr-report", ".github/workflows"]
+CI_FILES = [".ci/dvc-remote", ".ci/reproduce", ".ci/pr-report", ".ci/publish", ".github/workflows"]
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import test_sweep_s3
+import test_workflows_in_act as engine
 from conftest import PROJECT_ROOT
 from workflow_steps import SETUP, WORKFLOWS, load_workflow, run_steps
 
@@ -29,6 +30,17 @@ JOBS_RUN_BY = {
     ("sweep.yml", "run"): test_sweep_s3.test_each_runner_restores_the_base_commit_and_runs_exactly_its_shard,
     ("sweep.yml", "report"): test_sweep_s3.test_collecting_clone_tables_every_experiment_of_every_shard,
     ("results.yml", "results"): test_sweep_s3.test_pull_request_that_changes_params_only_is_restored_from_the_run_cache,
+    ("results.yml", "main"): engine.test_the_main_job_trains_main_once_and_pushes_its_outputs_and_run_cache,
+}
+# Every job of every workflow, and a test that runs it whole in the Actions engine
+# (act: its actions, setup steps, needs, matrix, secrets and summary included).
+JOBS_RUN_IN_ACT = {
+    ("ci.yml", "tests"): engine.test_ci_installs_chromium_through_sudo_when_not_root,
+    ("results.yml", "main"): engine.test_the_main_job_trains_main_once_and_pushes_its_outputs_and_run_cache,
+    ("results.yml", "results"): engine.test_pull_request_summary_diffs_params_and_metrics_against_main,
+    ("sweep.yml", "plan"): engine.test_the_plan_jobs_matrix_becomes_one_shard_job_each,
+    ("sweep.yml", "run"): engine.test_each_shard_job_pushes_its_experiments_to_the_origin_and_s3,
+    ("sweep.yml", "report"): engine.test_the_report_job_uploads_every_experiment_with_the_numbers_of_one_clone,
 }
 SHA_PINNED = re.compile(r"^[\w.-]+/[\w.-]+(/[\w./-]+)?@[0-9a-f]{40}$")
 
@@ -87,7 +99,10 @@ def test_zizmor_does_flag_an_unpinned_action(tmp_path):
 def test_zizmor_does_flag_persisted_credentials_in_a_job_that_uploads(tmp_path):
     # results.yml uploads an artifact: credentials left by checkout could travel with it.
     bad = tmp_path / "persisted.yml"
-    bad.write_text((WORKFLOWS / "results.yml").read_text().replace("          persist-credentials: false\n", ""))
+    text = (WORKFLOWS / "results.yml").read_text()
+    kept = "          fetch-depth: 0  # the base branch, for the diffs\n"
+    assert text.count(kept + "          persist-credentials: false\n") == 1
+    bad.write_text(text.replace(kept + "          persist-credentials: false\n", kept))
     assert "artipacked" in medium_or_high(zizmor(bad))
 
 
@@ -116,13 +131,20 @@ def test_every_command_a_workflow_runs_is_run_by_a_test():
     }
     assert jobs_with_commands == set(JOBS_RUN_BY)
     for test in JOBS_RUN_BY.values():
-        assert test.__name__.startswith("test_") and test.__module__ == "test_sweep_s3"
+        assert test.__name__.startswith("test_") and test.__module__ in ("test_sweep_s3", "test_workflows_in_act")
     # What is left are the setup commands: those of .ci/run, which runs this very test suite.
     setup = {step["run"].strip() for _, _, step in all_steps() if "run" in step} - {
         script for workflow, job in JOBS_RUN_BY for _, script in run_steps(workflow, job)}
     assert setup <= SETUP
     ci_run = (PROJECT_ROOT / ".ci" / "run").read_text()
     assert "pip install -q -r requirements.txt" in ci_run and "npm install --prefix .ci" in ci_run
+
+
+def test_every_job_of_every_workflow_runs_in_the_engine_in_a_test():
+    jobs = {(path.name, job) for path in WORKFLOW_FILES for job in load_workflow(path.name)["jobs"]}
+    assert jobs == set(JOBS_RUN_IN_ACT)
+    for test in JOBS_RUN_IN_ACT.values():
+        assert test.__name__.startswith("test_") and test.__module__ == "test_workflows_in_act"
 
 
 def test_secrets_reach_only_the_steps_that_use_the_remote():
@@ -132,7 +154,8 @@ def test_secrets_reach_only_the_steps_that_use_the_remote():
         script = step.get("run", "")
         if secrets:
             assert script.startswith(("bash .ci/dvc-remote", "bash .ci/reproduce", "bash .ci/pr-report",
-                                      "python -m stages.sweep push", "python -m stages.sweep pull")), \
+                                      "bash .ci/publish", "python -m stages.sweep push",
+                                      "python -m stages.sweep pull")), \
                 (workflow, job, script)
     for path in WORKFLOW_FILES:
         workflow = load_workflow(path.name)
@@ -142,7 +165,7 @@ def test_secrets_reach_only_the_steps_that_use_the_remote():
             assert "permissions" in job or "permissions" in workflow
 
 
-@pytest.mark.parametrize("script", ["dvc-remote", "reproduce", "pr-report", "run"])
+@pytest.mark.parametrize("script", ["dvc-remote", "reproduce", "pr-report", "publish", "run"])
 def test_ci_scripts_are_executable_bash_that_stops_at_the_first_error(script):
     path = PROJECT_ROOT / ".ci" / script
     text = path.read_text()
