@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score
 
 from stages import figures
 from stages.common import (
@@ -28,7 +27,6 @@ from stages.common import (
 from stages.flatten import N_FEATURES, load_split_arrays
 
 N_CLASSES = len(CLASS_NAMES)
-LABELS = list(range(N_CLASSES))
 
 
 # Predictions in numpy: the same products as softmax.predict and nn.Linear,
@@ -55,17 +53,71 @@ def load_model(path, expected_shapes, stage):
     return arrays
 
 
+def confusion_matrix(true_labels, predicted):
+    """(n,) true and predicted class ids -> (10, 10) counts, rows = actual class, columns = predicted."""
+    pairs = np.asarray(true_labels, dtype=np.int64) * N_CLASSES + np.asarray(predicted, dtype=np.int64)
+    return np.bincount(pairs, minlength=N_CLASSES * N_CLASSES).reshape(N_CLASSES, N_CLASSES)
+
+
+def _ratio(numerator, denominator):
+    """numerator / denominator per class, 0 where the denominator is 0 (scikit-learn's zero_division=0)."""
+    numerator, denominator = np.asarray(numerator, dtype=np.float64), np.asarray(denominator, dtype=np.float64)
+    return numerator / np.where(denominator == 0, 1, denominator)
+
+
+def class_scores(matrix):
+    """(10, 10) confusion counts -> per-class precision, recall, F1 (float64) and support (int).
+
+    precision = tp / predicted, recall = tp / actual, F1 = 2 tp / (actual +
+    predicted); a class never predicted (or never present) scores 0, as
+    scikit-learn's zero_division=0 gives.
+    """
+    tp = np.diag(matrix)
+    predicted, actual = matrix.sum(axis=0), matrix.sum(axis=1)
+    return _ratio(tp, predicted), _ratio(tp, actual), _ratio(2 * tp, actual + predicted), actual
+
+
+def classification_report(matrix, digits=4):
+    """scikit-learn's classification_report of the (10, 10) counts: (dict, text), the same numbers and layout.
+
+    Computed here from the confusion matrix: importing scikit-learn took a
+    second of every run of this stage. tests/test_evaluate.py checks both
+    forms against scikit-learn's, byte for byte (the dict's supports are
+    floats, as scikit-learn gives them).
+    """
+    precision, recall, f1, support = class_scores(matrix)
+    total = int(support.sum())
+    accuracy = float(_ratio(np.trace(matrix), total))
+    averages = {
+        "macro avg": [float(np.mean(values)) for values in (precision, recall, f1)],
+        "weighted avg": [float(np.average(values, weights=support)) if total else 0.0
+                         for values in (precision, recall, f1)],
+    }
+    headers = ["precision", "recall", "f1-score", "support"]
+    report = {name: dict(zip(headers, [float(p), float(r), float(f), float(s)], strict=True))
+              for name, p, r, f, s in zip(CLASS_NAMES, precision, recall, f1, support, strict=True)}
+    report["accuracy"] = accuracy
+    for name, scores in averages.items():
+        report[name] = dict(zip(headers, [*scores, float(total)], strict=True))
+
+    width = max(*(len(name) for name in CLASS_NAMES), len("weighted avg"), digits)
+    row = "{:>{width}s} " + " {:>9.{digits}f}" * 3 + " {:>9}\n"
+    text = ("{:>{width}s} " + " {:>9}" * 4).format("", *headers, width=width) + "\n\n"
+    for name, p, r, f, s in zip(CLASS_NAMES, precision, recall, f1, support, strict=True):
+        text += row.format(name, p, r, f, s, width=width, digits=digits)
+    text += "\n"
+    text += ("{:>{width}s} " + " {:>9.{digits}}" * 2 + " {:>9.{digits}f} {:>9}\n").format(
+        "accuracy", "", "", accuracy, total, width=width, digits=digits)
+    for name, scores in averages.items():
+        text += row.format(name, *scores, total, width=width, digits=digits)
+    return report, text
+
+
 def evaluate(true_labels, predicted):
     """(n,) true and predicted class ids -> summary, report dict, report text, confusion matrix."""
-    true_labels, predicted = np.asarray(true_labels), np.asarray(predicted)
-    summary = {
-        "accuracy": float(accuracy_score(true_labels, predicted)),
-        "macro_f1": float(f1_score(true_labels, predicted, labels=LABELS, average="macro", zero_division=0)),
-    }
-    options = {"labels": LABELS, "target_names": CLASS_NAMES, "digits": 4, "zero_division": 0}
-    report = classification_report(true_labels, predicted, output_dict=True, **options)
-    report_text = classification_report(true_labels, predicted, **options)
-    matrix = confusion_matrix(true_labels, predicted, labels=LABELS)
+    matrix = confusion_matrix(true_labels, predicted)
+    report, report_text = classification_report(matrix)
+    summary = {"accuracy": report["accuracy"], "macro_f1": report["macro avg"]["f1-score"]}
     return summary, report, report_text, matrix
 
 

@@ -10,6 +10,10 @@ from dataclasses import dataclass, field
 
 import torch
 
+# Rows per block of the gradient: a block of 60,000 x 785 float32 pixels is
+# 12.6 MB, read by the forward pass and again by the backward pass.
+BLOCK_ROWS = 4000
+
 
 def add_intercept(X):
     """(n, f) -> (n, f + 1): a leading column of ones, so Theta[:, 0] is the intercept."""
@@ -50,12 +54,25 @@ def cross_entropy(X, Theta, Y):
     return -(Y * log_softmax(X, Theta)).sum(dim=1).mean()
 
 
-def gradient(X, Theta, Y):
-    """d cross_entropy / d Theta by autograd: (c, f), equal to (P - Y)^T X / n."""
+def gradient(X, Theta, Y, block_rows=BLOCK_ROWS):
+    """Mean cross-entropy and its gradient d/d Theta by autograd: a scalar and (c, f), = (P - Y)^T X / n.
+
+    The rows go through in blocks of `block_rows`: the forward pass of a
+    block and its backward pass follow each other, so the block is still in
+    the cache when the gradient's product reads it again. The mean over all
+    n rows is the sum of each block's share, its mean times rows / n.
+    """
     Theta = Theta.detach().requires_grad_(True)
-    loss = cross_entropy(X, Theta, Y)
-    (grad,) = torch.autograd.grad(loss, Theta)
-    return loss.detach(), grad
+    n = X.shape[0]
+    loss = torch.zeros((), dtype=Theta.dtype, device=Theta.device)
+    grad = torch.zeros_like(Theta)
+    for start in range(0, n, block_rows):
+        rows = slice(start, start + block_rows)
+        block_loss = cross_entropy(X[rows], Theta, Y[rows]) * (X[rows].shape[0] / n)
+        (block_grad,) = torch.autograd.grad(block_loss, Theta)
+        loss += block_loss.detach()
+        grad += block_grad
+    return loss, grad
 
 
 def predict(X, Theta):
@@ -77,7 +94,7 @@ class Descent:
         return len(self.loss_history)
 
 
-def gradient_descent(X, Y, lr, max_iter, tol, divergence_factor=10.0):
+def gradient_descent(X, Y, lr, max_iter, tol, divergence_factor=10.0, on_iteration=None):
     """Full-batch gradient descent from Theta = 0, as the notebook's gd().
 
     Stops when the loss changes by at most `tol` between two iterations
@@ -85,7 +102,8 @@ def gradient_descent(X, Y, lr, max_iter, tol, divergence_factor=10.0):
     finite number or climbs past `divergence_factor` times where it started
     (diverged; Theta is then the last finite one).
     The notebook starts from ones: any constant start gives every class the
-    same logit, so both starts are the same model.
+    same logit, so both starts are the same model. `on_iteration(loss)`, if
+    given, is called with each iteration's loss (for a progress display).
     """
     Theta = torch.zeros(Y.shape[1], X.shape[1], dtype=X.dtype, device=X.device)
     result = Descent(Theta)
@@ -94,6 +112,8 @@ def gradient_descent(X, Y, lr, max_iter, tol, divergence_factor=10.0):
         loss, grad = gradient(X, Theta, Y)
         loss = loss.item()
         result.loss_history.append(loss)
+        if on_iteration:
+            on_iteration(loss)
         if not math.isfinite(loss) or loss > divergence_factor * result.loss_history[0]:
             result.diverged = True
             break

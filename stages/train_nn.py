@@ -11,11 +11,18 @@ import argparse
 import math
 import time
 
-import pandas as pd
 import torch
 from torch import nn
 
-from stages.common import configure_torch, resolve_device, save_tensors, stage_main, write_csv, write_json
+from stages.common import (
+    configure_torch,
+    progress,
+    resolve_device,
+    save_tensors,
+    stage_main,
+    write_columns,
+    write_json,
+)
 from stages.flatten import N_FEATURES, load_split
 from stages.params import load_params
 
@@ -82,11 +89,13 @@ def train(train_set, test_set, lr, momentum, batch_size, epochs, seed, device="c
     for epoch in range(1, epochs + 1):
         model.train()
         order = torch.randperm(images.shape[0], generator=shuffle).to(device)
+        # The epoch's rows gathered once in their shuffled order: each batch is
+        # then a contiguous slice of them, the same rows as indexing `images`
+        # by the batch's indices, without a small gather at every step.
+        shuffled_images, shuffled_labels = images.index_select(0, order), labels.index_select(0, order)
         batch_losses, batch_logits = [], []
-        for batch in order.split(batch_size):
-            # index_select, not images[batch]: the same rows, where advanced
-            # indexing took three times as long and was a step's largest cost.
-            inputs, targets = images.index_select(0, batch), labels.index_select(0, batch)
+        for inputs, targets in zip(shuffled_images.split(batch_size), shuffled_labels.split(batch_size),
+                                   strict=True):
             optimizer.zero_grad()
             logits = model(inputs)
             loss = criterion(logits, targets)
@@ -96,7 +105,7 @@ def train(train_set, test_set, lr, momentum, batch_size, epochs, seed, device="c
             batch_losses.append(loss.detach())
             batch_logits.append(logits.detach())
         model.eval()
-        train_loss, train_accuracy = epoch_figures(batch_losses, batch_logits, labels.index_select(0, order))
+        train_loss, train_accuracy = epoch_figures(batch_losses, batch_logits, shuffled_labels)
         if first_loss is None:
             first_loss = batch_losses[0].item()
         record = {
@@ -130,17 +139,15 @@ def main(argv=None):
     device = resolve_device(config["device"])
     train_set, test_set = load_split(args.data, "train"), load_split(args.data, "test")
 
-    def report(record):
-        print(
-            f"epoch {record['epoch']:3d}  train loss {record['train_loss']:.4f}  "
-            f"train accuracy {record['train_accuracy']:.4f}  test accuracy {record['test_accuracy']:.4f}"
-        )
-
     started = time.perf_counter()
-    model, history, diverged_at = train(
-        train_set, test_set, config["lr"], config["momentum"], config["batch_size"], config["epochs"],
-        params["seed"], device, on_epoch=report,
-    )
+    # Each epoch's figures on stderr: on a terminal a bar, in a log one line per epoch.
+    with progress(config["epochs"], "train_nn", "epoch", interval_s=0) as shown:
+        model, history, diverged_at = train(
+            train_set, test_set, config["lr"], config["momentum"], config["batch_size"], config["epochs"],
+            params["seed"], device,
+            on_epoch=lambda record: shown.step(**{key.replace("_", " "): value for key, value in record.items()
+                                                  if key != "epoch"}),
+        )
     elapsed = time.perf_counter() - started
 
     train_loss, train_accuracy = loss_and_accuracy(model, *(t.to(device) for t in train_set))
@@ -152,7 +159,7 @@ def main(argv=None):
         "diverged_at_epoch": diverged_at,
     }
     save_tensors(args.model, model.state_dict())
-    write_csv(args.history, pd.DataFrame(history))
+    write_columns(args.history, {key: [record[key] for record in history] for key in history[0]})
     # Under the model's name, as in evaluate.json: `dvc exp show` then names
     # every column by a short unique key (nn.train_accuracy, nn.accuracy).
     write_json(args.metrics, {"nn": metrics})

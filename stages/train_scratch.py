@@ -7,15 +7,14 @@ intercept column, gradients by autograd (stages/softmax.py).
 import argparse
 import time
 
-import pandas as pd
-
 from stages import softmax
 from stages.common import (
     configure_torch,
+    progress,
     resolve_device,
     save_tensors,
     stage_main,
-    write_csv,
+    write_columns,
     write_json,
 )
 from stages.flatten import load_split
@@ -24,11 +23,15 @@ from stages.params import load_params
 N_CLASSES = 10
 
 
-def train(images, labels, lr, max_iter, tol, device="cpu"):
-    """(N, 784) float images, (N,) labels -> (Descent result, training accuracy)."""
+def train(images, labels, lr, max_iter, tol, device="cpu", on_iteration=None):
+    """(N, 784) float images, (N,) labels -> (Descent result, training accuracy).
+
+    `on_iteration(loss)` is called after each iteration's loss (progress).
+    """
     X = softmax.add_intercept(images.to(device))
     y = labels.to(device)
-    result = softmax.gradient_descent(X, softmax.one_hot(y, N_CLASSES), lr, max_iter, tol)
+    result = softmax.gradient_descent(X, softmax.one_hot(y, N_CLASSES), lr, max_iter, tol,
+                                      on_iteration=on_iteration)
     # A count divided in Python: 0.8154333333333333, not float32's 0.8154333233833313.
     train_accuracy = (softmax.predict(X, result.Theta) == y).sum().item() / y.shape[0]
     return result, train_accuracy
@@ -62,13 +65,15 @@ def main(argv=None):
     images, labels = load_split(args.data, "train")
 
     started = time.perf_counter()
-    result, train_accuracy = train(images, labels, params["lr"], params["max_iter"], params["tol"], device)
+    # Iteration, loss and rate on stderr while it runs: on a terminal a bar, in a log a line every few seconds.
+    with progress(params["max_iter"], "train_scratch", "iteration") as shown:
+        result, train_accuracy = train(images, labels, params["lr"], params["max_iter"], params["tol"], device,
+                                       on_iteration=lambda loss: shown.step(loss=loss))
     elapsed = time.perf_counter() - started
 
     metrics = summarize(result, train_accuracy)
     save_tensors(args.model, {"Theta": result.Theta})
-    loss_curve = pd.DataFrame({"iteration": range(1, result.iterations + 1), "loss": result.loss_history})
-    write_csv(args.loss_curve, loss_curve)
+    write_columns(args.loss_curve, {"iteration": range(1, result.iterations + 1), "loss": result.loss_history})
     # Under the model's name, as in evaluate.json: `dvc exp show` then names
     # every column by a short unique key (scratch.train_accuracy, scratch.accuracy).
     write_json(args.metrics, {"scratch": metrics})
