@@ -17,6 +17,7 @@ import sys
 import zlib
 
 import numpy as np
+import pages
 import pytest
 import torch
 import yaml
@@ -615,24 +616,11 @@ def test_predict_reads_a_registered_version_from_the_remote_in_a_clone_without_c
     assert run(clone, "git", "status", "--porcelain").stdout == ""
 
 
-README_SECTION = "## Try it on your own images"
-
-
-def console_sessions(markdown, heading):
-    """[(command, [output lines])] of the ```console blocks under `heading` (up to the next '## ')."""
-    section = markdown.split(f"\n{heading}\n", 1)[1].split("\n## ", 1)[0]
-    sessions = []
-    for block in section.split("```console\n")[1:]:
-        for line in block.split("\n```", 1)[0].splitlines():
-            if line.startswith("$ "):
-                sessions.append((line[2:], []))
-            else:
-                sessions[-1][1].append(line)
-    return sessions
+PAGE, SECTION = "docs/predict.md", "## Try it on your own images"
 
 
 def assert_same_output(printed, shown, command):
-    """Lines printed against lines README shows; JSON lines compared as data, probabilities to 1e-6."""
+    """Lines printed against lines the page shows; JSON lines compared as data, probabilities to 1e-6."""
     assert len(printed) == len(shown), f"$ {command}\n" + "\n".join(printed)
     for got, expected in zip(printed, shown, strict=True):
         if expected.startswith("{"):
@@ -649,8 +637,8 @@ def assert_same_output(printed, shown, command):
 
 
 @pytest.mark.slow
-def test_readme_examples_are_what_a_fresh_clone_prints(default_template, tmp_path):
-    """Every command of README's predict section, run after `dvc repro` with the default params."""
+def test_the_pages_examples_are_what_a_fresh_clone_prints(default_template, tmp_path):
+    """Every command of docs/predict.md's first section, run after `dvc repro` with the default params."""
     project = copy_project(default_template, tmp_path / "project")
     (project / "reports" / "predict").mkdir(parents=True)
     shutil.copy2(PROJECT_ROOT / "reports" / "predict" / "make_examples.py", project / "reports" / "predict")
@@ -660,7 +648,8 @@ def test_readme_examples_are_what_a_fresh_clone_prints(default_template, tmp_pat
         if made.suffix in (".jpg", ".png") and made.name != "example.png":
             assert (project / "reports" / "predict" / made.name).read_bytes() == made.read_bytes(), made.name
 
-    sessions = console_sessions((PROJECT_ROOT / "README.md").read_text(encoding="utf-8"), README_SECTION)
+    page = pages.read(PAGE)
+    sessions = pages.console_sessions(pages.section(page, SECTION))
     assert sum("stages.predict" in command for command, _ in sessions) >= 3
     env = dvc_env()
     env["COLUMNS"] = "120"
@@ -672,17 +661,16 @@ def test_readme_examples_are_what_a_fresh_clone_prints(default_template, tmp_pat
         else:
             assert result.returncode == 0, f"$ {command}\n{result.stdout}"
 
-    # The agreement figures README gives for photos of test images, with these default models.
-    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    # The agreement figures the page gives for photos of test images, with these default models.
     stated = re.search(r"get the same class as the original test image for ([\d.]+)% \(nn\) and\s+([\d.]+)% "
-                       r"\(scratch\) of the first ([\d,]+) test images", readme)
-    assert stated, "README's sentence with the photo agreement figures has changed"
+                       r"\(scratch\) of the first ([\d,]+) test images", page)
+    assert stated, f"{PAGE}'s sentence with the photo agreement figures has changed"
     count = int(stated.group(3).replace(",", ""))
     measured = photo_agreement(project, bundled_images("test")[:count])
     assert f"{100 * measured['nn']:.1f}" == stated.group(1), measured
     assert f"{100 * measured['scratch']:.1f}" == stated.group(2), measured
 
-    # The figure README shows is the one this run drew (up to anti-aliasing of the last bits of a bar).
+    # The figure the page shows is the one this run drew (up to anti-aliasing of the last bits of a bar).
     with Image.open(PROJECT_ROOT / "reports" / "predict" / "example.png") as shown, \
             Image.open(project / "reports" / "predict" / "example.png") as drawn:
         assert shown.size == drawn.size

@@ -1,38 +1,33 @@
-"""README and reports/ hold the numbers of the current code: a change that moves one fails here.
+"""README, docs/ and reports/ hold the numbers of the current code: a change that moves one fails here.
 
 The slow tests run the pipeline with the default params.yaml on the bundled
-data and compare README's figures, to the digits shown, with what it gives;
-the quick ones check that reports/ and README's sweep tables are what
-stages/sweep_report.py makes of the saved experiments.
+data and compare the pages' figures, to the digits shown, with what it gives,
+and run README's everyday loop; the quick ones check that reports/ and the
+sweep tables of docs/experiments.md are what stages/sweep_report.py makes
+of the saved experiments.
 """
 
 import json
 import re
 import statistics
+import subprocess
 
 import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import PROJECT_ROOT, dvc
+from conftest import PROJECT_ROOT, copy_project, dvc, dvc_env, set_params
+from pages import PAGES, README, console_sessions, read, section
 
 from stages import flatten, sweep_report, train_nn
 
-README = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
 REPORTS = PROJECT_ROOT / "reports"
-
-
-def section(title):
-    """README's text from the heading `title` to the next heading of the same level."""
-    level = re.match(r"#+", title).group()
-    start = README.index(title + "\n")
-    following = re.search(rf"^{level} ", README[start + len(title):], re.M)
-    return README[start: start + len(title) + following.start()] if following else README[start:]
+EXPERIMENTS = "docs/experiments.md"
 
 
 def results_row(model):
     """(label, [numbers as shown]) of the row of README's results table that starts with `model`."""
-    for line in section("## Results").splitlines():
+    for line in section(read(README), "## Results").splitlines():
         if line.startswith(f"| `{model}`"):
             label, *numbers = [cell.strip() for cell in line.strip("|").split("|")]
             return label, numbers
@@ -65,12 +60,48 @@ def test_results_table_is_what_the_default_pipeline_gives(default_run):
     assert (f"lr {nn['lr']:g}, momentum {nn['momentum']:g}, batch {nn['batch_size']}, {nn['epochs']} epochs"
             in nn_label)
 
-    # The notebook's first question, answered in words.
-    answer = re.search(r"classifies\s+\*\*([\d.]+)%\*\*\s+of\s+the\s+training\s+images\s+and\s+\*\*([\d.]+)%\*\*"
-                       r"\s+of\s+the\s+test", README)
-    assert answer, "README's answer on training accuracy is missing"
+    # The notebook's first question, answered in words: on README and wherever else a page says it.
+    answer = re.compile(r"classifies\s+\*\*([\d.]+)%\*\*\s+of\s+the\s+training\s+images\s+and\s+\*\*([\d.]+)%\*\*"
+                        r"\s+of\s+the\s+test")
+    answers = {page: answer.findall(read(page)) for page in PAGES}
+    assert answers[README] and answers[EXPERIMENTS], "the answer on training accuracy is missing"
     nn_metrics = default_run["train_nn.json"]["nn"]
-    assert answer.groups() == (f"{100 * nn_metrics['train_accuracy']:.1f}", f"{100 * evaluation['nn']['accuracy']:.1f}")
+    given = (f"{100 * nn_metrics['train_accuracy']:.1f}", f"{100 * evaluation['nn']['accuracy']:.1f}")
+    for page, found in answers.items():
+        assert all(shown == given for shown in found), f"{page} says {found}; this commit gives {given}"
+
+
+def printed_as_shown(printed, shown):
+    """True when `printed` (blank lines left out) is `shown` line for line, each "..." standing for any lines."""
+    pattern = "".join(r"(?:[^\n]*\n)*?" if line == "..." else re.escape(line) + "\n" for line in shown)
+    text = "".join(f"{line}\n" for line in printed.splitlines() if line.strip())
+    return re.fullmatch(pattern, text) is not None
+
+
+def test_printed_as_shown_reads_dots_as_any_lines_and_nothing_else():
+    printed = "Stage 'a' didn't change\n\nRunning stage 'b':\nepoch 1\nepoch 2\nRunning stage 'c':\n"
+    assert printed_as_shown(printed, ["Stage 'a' didn't change", "Running stage 'b':", "...", "Running stage 'c':"])
+    assert printed_as_shown(printed, ["...", "Running stage 'c':"])
+    assert not printed_as_shown(printed, ["Stage 'a' didn't change", "Running stage 'b':", "Running stage 'c':"])
+    assert not printed_as_shown(printed, ["...", "Running stage 'b':"])
+    assert not printed_as_shown(printed, ["Stage 'a' didn't change", "...", "Running stage 'd':"])
+
+
+@pytest.mark.slow
+def test_readmes_everyday_loop_prints_what_readme_shows(default_template, tmp_path):
+    """README's "Change one thing and compare", run in a copy of the default run: each command prints what it shows."""
+    project = copy_project(default_template, tmp_path / "project")
+    sessions = console_sessions(section(read(README), "## Change one thing and compare"))
+    assert [command.split("#")[0].strip() for command, _ in sessions] == [
+        "dvc repro", "dvc params diff", "dvc metrics diff", "git checkout params.yaml && dvc repro"]
+    for command, shown in sessions:
+        edit = re.search(r"# after setting (\S+): (\S+) in params\.yaml", command)
+        if edit:  # what README asks the reader to do by hand
+            set_params(project, {edit.group(1): yaml.safe_load(edit.group(2))})
+        result = subprocess.run(["bash", "-c", command], cwd=project, env=dvc_env(), timeout=600,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert result.returncode == 0, f"$ {command}\n{result.stdout}"
+        assert printed_as_shown(result.stdout, shown), f"$ {command}\n{result.stdout}"
 
 
 @pytest.mark.slow
@@ -93,10 +124,11 @@ def test_the_sweep_rows_with_the_default_settings_are_the_default_run(default_ru
 
 @pytest.mark.slow
 def test_seed_figures_in_the_results_are_what_train_gives():
-    """README's test accuracies of the nn model over seeds, retrained here with the default params."""
+    """docs/experiments.md's test accuracies of the nn model over seeds, retrained here with the default params."""
+    page = read(EXPERIMENTS)
     match = re.search(r"over\s+seeds\s+0\s+to\s+(\d)\s+and\s+the\s+default\s+(\d+)\s+it\s+ended\s+at\s+([\d.,\sand]+?)"
-                      r"\s+\(mean\s+([\d.]+)", README)
-    assert match, "README's seed figures are missing"
+                      r"\s+\(mean\s+([\d.]+)", page)
+    assert match, f"{EXPERIMENTS}'s seed figures are missing"
     last_seed, default_seed = int(match.group(1)), int(match.group(2))
     shown = re.findall(r"0\.\d{4}", match.group(3))
     params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
@@ -121,7 +153,7 @@ def test_seed_figures_in_the_results_are_what_train_gives():
         torch.set_num_threads(threads)
     assert shown == [f"{accuracy:.4f}" for accuracy in accuracies]
     assert match.group(4) == f"{statistics.mean(accuracies):.3f}"
-    spread = re.search(r"mean\s+[\d.]+,\s+spread\s+([\d.]+)\s+to\s+([\d.]+)\)", README)
+    spread = re.search(r"mean\s+[\d.]+,\s+spread\s+([\d.]+)\s+to\s+([\d.]+)\)", page)
     assert spread and spread.groups() == (f"{min(accuracies):.3f}", f"{max(accuracies):.3f}")
 
 
@@ -132,23 +164,23 @@ def test_reports_are_what_sweep_report_makes_of_the_saved_experiments(tmp_path):
         assert (tmp_path / name).read_bytes() == (REPORTS / name).read_bytes(), f"reports/{name} is stale"
 
 
-def test_readme_shows_the_sweep_report_as_it_is():
+def test_the_experiments_page_shows_the_sweep_report_as_it_is():
     report = (REPORTS / "sweep.md").read_text(encoding="utf-8")
-    assert report in README, "README's sweep tables differ from reports/sweep.md; paste the new report"
+    assert report in read(EXPERIMENTS), f"{EXPERIMENTS}'s sweep tables differ from reports/sweep.md; paste it again"
 
 
 def test_the_answers_quote_only_numbers_of_the_sweep_report():
     """Every accuracy that the answers to the notebook's questions quote is a cell of reports/sweep.md."""
-    answers = section("## What the notebook asked")
+    answers = section(read(EXPERIMENTS), "## What the notebook asked")
     report = (REPORTS / "sweep.md").read_text(encoding="utf-8")
     quoted = set(re.findall(r"\b0\.\d{4}\b", answers.replace(report, "")))
     assert quoted, "the answers quote no accuracy"
     assert quoted <= set(re.findall(r"\b0\.\d{4}\b", report)), sorted(quoted - set(re.findall(r"0\.\d{4}", report)))
 
 
-def test_exp_show_in_readme_is_the_saved_sweep():
-    """README's `dvc exp show` rows: each experiment's accuracies are those of reports/sweep.csv."""
-    block = section("## Sweeps").split("$ dvc exp show", 1)[1].split("```", 1)[0]
+def test_exp_show_on_the_experiments_page_is_the_saved_sweep():
+    """docs/experiments.md's `dvc exp show` rows: each experiment's accuracies are those of reports/sweep.csv."""
+    block = section(read(EXPERIMENTS), "## Sweeps").split("$ dvc exp show", 1)[1].split("```", 1)[0]
     table = pd.read_csv(REPORTS / "sweep.csv").set_index("experiment")
     rows = re.findall(r"\[([a-z]+-[a-z]+)\]\s+Success\s+([\d.]+)\s+[\d.]+\s+\d+\s+([\d.]+)", block)
     assert len(rows) >= 8, block

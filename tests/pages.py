@@ -1,0 +1,33 @@
+"""README.md and the pages of docs/ as the tests read them: pages, sections, console sessions."""
+
+import re
+
+from conftest import PROJECT_ROOT
+
+README = "README.md"
+PAGES = [README, *sorted(f"docs/{path.name}" for path in (PROJECT_ROOT / "docs").glob("*.md"))]
+
+
+def read(page, root=PROJECT_ROOT):
+    """The Markdown text of `page`, a path relative to the project root ("README.md", "docs/speed.md")."""
+    return (root / page).read_text(encoding="utf-8")
+
+
+def section(markdown, title):
+    """The text from the heading `title` ("## Sweeps") to the next heading of the same level or higher."""
+    level = len(re.match(r"#+", title).group())
+    start = markdown.index(f"\n{title}\n") + 1
+    following = re.search(rf"^#{{1,{level}}} ", markdown[start + len(title):], re.M)
+    return markdown[start: start + len(title) + following.start()] if following else markdown[start:]
+
+
+def console_sessions(markdown):
+    """[(command, [output lines])] of the ```console blocks in `markdown`."""
+    sessions = []
+    for block in markdown.split("```console\n")[1:]:
+        for line in block.split("\n```", 1)[0].splitlines():
+            if line.startswith("$ "):
+                sessions.append((line[2:], []))
+            else:
+                sessions[-1][1].append(line)
+    return sessions
