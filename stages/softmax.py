@@ -10,10 +10,6 @@ from dataclasses import dataclass, field
 
 import torch
 
-# Rows per block of the gradient: a block of 60,000 x 785 float32 pixels is
-# 12.6 MB, read by the forward pass and again by the backward pass.
-BLOCK_ROWS = 4000
-
 
 def add_intercept(X):
     """(n, f) -> (n, f + 1): a leading column of ones, so Theta[:, 0] is the intercept."""
@@ -54,16 +50,19 @@ def cross_entropy(X, Theta, Y):
     return -(Y * log_softmax(X, Theta)).sum(dim=1).mean()
 
 
-def gradient(X, Theta, Y, block_rows=BLOCK_ROWS):
+def gradient(X, Theta, Y, block_rows=None):
     """Mean cross-entropy and its gradient d/d Theta by autograd: a scalar and (c, f), = (P - Y)^T X / n.
 
-    The rows go through in blocks of `block_rows`: the forward pass of a
-    block and its backward pass follow each other, so the block is still in
-    the cache when the gradient's product reads it again. The mean over all
-    n rows is the sum of each block's share, its mean times rows / n.
+    With `block_rows`, the rows go through in blocks of that many: each
+    block's forward pass and backward pass follow each other, while the
+    block is still in the cache, and the mean over all n rows is the sum of
+    each block's share (its mean times rows / n). By default all rows are
+    one block: measured, on 2 threads blocks were slower, their products
+    being too small to share between threads (docs/speed.md).
     """
     Theta = Theta.detach().requires_grad_(True)
     n = X.shape[0]
+    block_rows = block_rows or n
     loss = torch.zeros((), dtype=Theta.dtype, device=Theta.device)
     grad = torch.zeros_like(Theta)
     for start in range(0, n, block_rows):
@@ -94,7 +93,7 @@ class Descent:
         return len(self.loss_history)
 
 
-def gradient_descent(X, Y, lr, max_iter, tol, divergence_factor=10.0, on_iteration=None):
+def gradient_descent(X, Y, lr, max_iter, tol, divergence_factor=10.0, on_iteration=None, block_rows=None):
     """Full-batch gradient descent from Theta = 0, as the notebook's gd().
 
     Stops when the loss changes by at most `tol` between two iterations
@@ -103,13 +102,14 @@ def gradient_descent(X, Y, lr, max_iter, tol, divergence_factor=10.0, on_iterati
     (diverged; Theta is then the last finite one).
     The notebook starts from ones: any constant start gives every class the
     same logit, so both starts are the same model. `on_iteration(loss)`, if
-    given, is called with each iteration's loss (for a progress display).
+    given, is called with each iteration's loss (for a progress display);
+    `block_rows` is gradient()'s.
     """
     Theta = torch.zeros(Y.shape[1], X.shape[1], dtype=X.dtype, device=X.device)
     result = Descent(Theta)
     previous_loss = None
     for _ in range(max_iter):
-        loss, grad = gradient(X, Theta, Y)
+        loss, grad = gradient(X, Theta, Y, block_rows)
         loss = loss.item()
         result.loss_history.append(loss)
         if on_iteration:

@@ -155,3 +155,28 @@ def test_dvc_confusion_plots_put_actual_on_x_and_predicted_on_y():
     for model in ("scratch", "nn"):
         props = plots[f"metrics/predictions_{model}.csv"]
         assert (props["template"], props["x"], props["y"]) == ("confusion", "actual", "predicted")
+
+
+def report_cases():
+    """(true, predicted) pairs: every class present among the true labels, some never predicted, some never right."""
+    rng = np.random.default_rng(7)
+    for _ in range(60):
+        true = np.concatenate([np.arange(N_CLASSES), rng.integers(0, N_CLASSES, rng.integers(10, 3000))])
+        guessed = rng.integers(0, rng.integers(1, N_CLASSES + 1), true.size)  # classes above the bound: never predicted
+        predicted = np.where(rng.random(true.size) < rng.random(), true, guessed)
+        predicted[0] = true[0]  # scikit-learn prints supports as floats when nothing at all is right
+        yield true, predicted
+    yield np.repeat(np.arange(N_CLASSES), 1000), np.repeat(np.arange(N_CLASSES), 1000)  # all right
+
+
+def test_reports_and_summary_are_scikit_learns_byte_for_byte():
+    from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score
+
+    options = {"labels": list(range(N_CLASSES)), "target_names": CLASS_NAMES, "digits": 4, "zero_division": 0}
+    for true, predicted in report_cases():
+        summary, report, report_text, matrix = evaluate.evaluate(true, predicted)
+        np.testing.assert_array_equal(matrix, confusion_matrix(true, predicted, labels=list(range(N_CLASSES))))
+        assert report_text == classification_report(true, predicted, **options)
+        assert json.dumps(report) == json.dumps(classification_report(true, predicted, output_dict=True, **options))
+        macro_f1 = f1_score(true, predicted, labels=list(range(N_CLASSES)), average="macro", zero_division=0)
+        assert summary == {"accuracy": float(accuracy_score(true, predicted)), "macro_f1": float(macro_f1)}

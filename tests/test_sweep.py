@@ -308,3 +308,22 @@ def test_a_queue_that_cannot_start_is_one_line_with_what_dvc_said(monkeypatch, t
     with pytest.raises(StageError) as raised:
         sweep._dvc_starting_daemons("queue", "start", "--jobs", "2")
     assert str(raised.value) == "dvc queue start --jobs 2 failed: ERROR: unexpected error - celery broker"
+
+
+def test_waiting_shows_experiments_done_of_total_and_failed_so_far(monkeypatch):
+    """One line each time an experiment ends (stderr is a log here), none while nothing changes."""
+    import io
+
+    tables = iter([
+        "Task Name Created Status\n1 a 10:00 Running\n2 b 10:00 Queued\n3 c 10:00 Queued\n",
+        "Task Name Created Status\n1 a 10:00 Success\n2 b 10:00 Running\n3 c 10:00 Queued\n",
+        "Task Name Created Status\n1 a 10:00 Success\n2 b 10:00 Running\n3 c 10:00 Queued\n",
+        "Task Name Created Status\n1 a 10:00 Success\n2 b 10:00 Failed\n3 c 10:00 Success\n",
+    ])
+    monkeypatch.setattr(sweep, "_dvc", lambda *args, **kwargs: subprocess.CompletedProcess(args, 0, next(tables), ""))
+    stream = io.StringIO()
+    states = sweep.wait_for(["a", "b", "c"], poll_s=0, stream=stream)
+    assert states == {"a": "Success", "b": "Failed", "c": "Success"}
+    lines = stream.getvalue().splitlines()
+    assert [line.split(", ")[:2] for line in lines] == [["sweep: experiment 1/3", "failed 0"],
+                                                       ["sweep: experiment 3/3", "failed 1"]]
