@@ -303,7 +303,12 @@ class _PlainProgress:
     def _line(self):
         now = self.clock()
         elapsed = now - self.started
-        rate = f"{self.done / elapsed:.1f} {self.unit}/s" if elapsed > 0 else f"- {self.unit}/s"
+        if elapsed <= 0 or not self.done:
+            rate = f"- {self.unit}/s"
+        elif self.done >= elapsed:
+            rate = f"{self.done / elapsed:.1f} {self.unit}/s"
+        else:  # slower than one a second: seconds per step, as tqdm shows it
+            rate = f"{elapsed / self.done:.1f} s/{self.unit}"
         details = _format_figures(self.figures)
         print(f"{self.description}: {self.unit} {self.done}/{self.total}" + (f", {details}" if details else "")
               + f", {rate}", file=self.stream, flush=True)

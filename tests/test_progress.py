@@ -39,10 +39,10 @@ def test_without_a_terminal_a_line_every_interval_and_one_at_the_end():
     lines = stream.getvalue().splitlines()
     assert "\r" not in stream.getvalue()
     assert lines == [
-        "train_scratch: iteration 3/10, loss 0.3333, 0.5 iteration/s",
-        "train_scratch: iteration 6/10, loss 0.1667, 0.5 iteration/s",
-        "train_scratch: iteration 9/10, loss 0.1111, 0.5 iteration/s",
-        "train_scratch: iteration 10/10, loss 0.1000, 0.5 iteration/s",
+        "train_scratch: iteration 3/10, loss 0.3333, 2.0 s/iteration",
+        "train_scratch: iteration 6/10, loss 0.1667, 2.0 s/iteration",
+        "train_scratch: iteration 9/10, loss 0.1111, 2.0 s/iteration",
+        "train_scratch: iteration 10/10, loss 0.1000, 2.0 s/iteration",
     ]
 
 
@@ -50,13 +50,13 @@ def test_a_zero_interval_prints_every_step_once():
     stream, clock = io.StringIO(), Clock()
     shown = common.progress(3, "sweep", "experiment", stream=stream, interval_s=0, clock=clock)
     for step in range(3):
-        clock.now = step + 1.0
+        clock.now = 0.25 * (step + 1) if step < 2 else 30.0
         shown.step(failed=step)
     shown.close()
     assert stream.getvalue().splitlines() == [
-        "sweep: experiment 1/3, failed 0, 1.0 experiment/s",
-        "sweep: experiment 2/3, failed 1, 1.0 experiment/s",
-        "sweep: experiment 3/3, failed 2, 1.0 experiment/s",
+        "sweep: experiment 1/3, failed 0, 4.0 experiment/s",
+        "sweep: experiment 2/3, failed 1, 4.0 experiment/s",
+        "sweep: experiment 3/3, failed 2, 10.0 s/experiment",
     ]
 
 
