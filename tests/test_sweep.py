@@ -244,8 +244,11 @@ def test_run_names_each_failed_experiment_on_its_own_line(shard_run):
     project, result = shard_run
     # Sorted: lr -1, 0.05, 0.15, 0.2; shard 1/2 holds -1 and 0.15 (0.1, the base's, would train nothing).
     assert result.returncode == 1, result.stderr
-    assert result.stderr.strip().splitlines() == [
+    lines = result.stderr.strip().splitlines()
+    assert [line for line in lines if not line.startswith("sweep: experiment ")] == [
         "error: experiment lr--1 failed; its log: dvc queue logs lr--1"], result.stderr
+    # The queue's progress, a line as each experiment ended: the failed one counted.
+    assert lines[-2].startswith("sweep: experiment 2/2, failed 1, "), result.stderr
     assert "shard 1/2: 1 of 2 experiments succeeded: lr-0.15" in result.stdout
     assert "Traceback" not in result.stderr
 
