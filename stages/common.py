@@ -226,3 +226,100 @@ def load_tensors(path, as_numpy=False):
     except (SafetensorError, OSError) as error:
         problem = " ".join(str(error).split())
         raise StageError(f"model file {path} cannot be read ({problem}); rerun the stage that trains it") from None
+
+
+# --- progress -----------------------------------------------------------------------------------
+
+PLAIN_INTERVAL_S = 5.0  # without a terminal: one line at most this often, and one at the end
+
+
+def progress(total, description, unit, stream=None, interval_s=None, clock=None):
+    """A progress display for `total` steps of `unit` on `stream` (stderr by default).
+
+    On a terminal it is a tqdm bar, redrawn in place; elsewhere (a log, CI,
+    `dvc queue logs`) it is a plain line every `interval_s` seconds and a
+    last one when it closes, never a carriage return. Call
+    `.step(**figures)` after each step and `.close()` at the end (or use it
+    in a `with` block). Progress is printed, never written to an output file.
+    """
+    stream = stream if stream is not None else sys.stderr
+    if _is_terminal(stream):
+        return _TerminalProgress(total, description, unit, stream)
+    interval_s = PLAIN_INTERVAL_S if interval_s is None else interval_s
+    return _PlainProgress(total, description, unit, stream, interval_s, clock or _monotonic)
+
+
+def _is_terminal(stream):
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def _monotonic():
+    import time
+
+    return time.monotonic()
+
+
+def _format_figures(figures):
+    return ", ".join(f"{name} {value:.4f}" if isinstance(value, float) else f"{name} {value}"
+                     for name, value in figures.items())
+
+
+class _PlainProgress:
+    def __init__(self, total, description, unit, stream, interval_s, clock):
+        self.total, self.description, self.unit, self.stream = total, description, unit, stream
+        self.interval_s, self.clock = interval_s, clock
+        self.done, self.figures = 0, {}
+        self.started = self.last_line = clock()
+        self.printed_at = None
+
+    def step(self, count=1, **figures):
+        self.done += count
+        self.figures = figures
+        if self.clock() - self.last_line >= self.interval_s:
+            self._line()
+
+    def _line(self):
+        now = self.clock()
+        elapsed = now - self.started
+        if elapsed <= 0 or not self.done:
+            rate = f"- {self.unit}/s"
+        elif self.done >= elapsed:
+            rate = f"{self.done / elapsed:.1f} {self.unit}/s"
+        else:  # slower than one a second: seconds per step, as tqdm shows it
+            rate = f"{elapsed / self.done:.1f} s/{self.unit}"
+        details = _format_figures(self.figures)
+        print(f"{self.description}: {self.unit} {self.done}/{self.total}" + (f", {details}" if details else "")
+              + f", {rate}", file=self.stream, flush=True)
+        self.last_line, self.printed_at = now, self.done
+
+    def close(self):
+        if self.done and self.printed_at != self.done:
+            self._line()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class _TerminalProgress:
+    def __init__(self, total, description, unit, stream):
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, desc=description, unit=unit, file=stream, leave=True, dynamic_ncols=True)
+
+    def step(self, count=1, **figures):
+        if figures:
+            self.bar.set_postfix_str(_format_figures(figures), refresh=False)
+        self.bar.update(count)
+
+    def close(self):
+        self.bar.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -4,7 +4,9 @@ Figures are built with matplotlib's object API (a Figure drawn by the Agg
 canvas, no pyplot), so nothing depends on a global backend or on figures
 left open. `png_bytes` leaves out the "Software" tag and writes no date, so
 the same data gives the same bytes on every rerun: git and `dvc status`
-see no change when nothing changed.
+see no change when nothing changed. matplotlib is imported by the first
+figure drawn, not with this module: the evaluate stage writes its metrics
+first.
 """
 
 import io
@@ -13,8 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from stages.common import StageError, atomic_path
 
@@ -47,10 +47,17 @@ def read_csv_columns(path):
     return numbers.astype(float)
 
 
+def new_figure(**options):
+    """matplotlib's Figure(**options); matplotlib loads with the first figure drawn."""
+    from matplotlib.figure import Figure
+
+    return Figure(**options)
+
+
 def confusion_figure(matrix, class_names, title):
     """(c, c) counts, rows = actual class, columns = predicted class -> annotated heat map."""
     matrix = np.asarray(matrix)
-    figure = Figure(figsize=(7.5, 6.5), dpi=DPI)
+    figure = new_figure(figsize=(7.5, 6.5), dpi=DPI)
     axes = figure.add_subplot()
     image = axes.imshow(matrix, cmap="Blues")
     figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04)
@@ -71,7 +78,7 @@ def confusion_figure(matrix, class_names, title):
 
 def nn_history_figure(history, title="train_nn: per epoch"):
     """Columns epoch, train_loss, train_accuracy, test_accuracy of (e,) values -> loss and accuracy panels."""
-    figure = Figure(figsize=(10, 4), dpi=DPI)
+    figure = new_figure(figsize=(10, 4), dpi=DPI)
     loss_axes, accuracy_axes = figure.subplots(1, 2)
     epochs = history["epoch"]
     loss_axes.plot(epochs, history["train_loss"], marker="o", label="train loss")
@@ -93,7 +100,7 @@ def nn_history_figure(history, title="train_nn: per epoch"):
 
 def scratch_loss_figure(iterations, losses, title="train_scratch: loss per iteration"):
     """(n,) iteration numbers and (n,) losses -> the gradient-descent loss curve."""
-    figure = Figure(figsize=(6, 4), dpi=DPI)
+    figure = new_figure(figsize=(6, 4), dpi=DPI)
     axes = figure.add_subplot()
     axes.plot(iterations, losses)
     axes.set_xlabel("iteration")
@@ -119,7 +126,7 @@ def misclassified_figure(images, true_labels, predicted, class_names, title, cou
     images = np.asarray(images)
     chosen = misclassified_indices(true_labels, predicted, count)
     rows = max(1, -(-len(chosen) // columns))
-    figure = Figure(figsize=(1.7 * columns, 2.1 * rows + 0.9), dpi=DPI)
+    figure = new_figure(figsize=(1.7 * columns, 2.1 * rows + 0.9), dpi=DPI)
     grid = figure.subplots(rows, columns, squeeze=False)
     for axes in grid.flat:
         axes.axis("off")
@@ -138,6 +145,8 @@ def misclassified_figure(images, true_labels, predicted, class_names, title, cou
 
 def png_bytes(figure):
     """Render `figure` as PNG bytes that depend only on what it shows (no software tag, no date)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     FigureCanvasAgg(figure)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})

@@ -35,7 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from stages.common import StageError, stage_main
+from stages.common import StageError, progress, stage_main
 
 PARAMS_FILE = "params.yaml"
 POLL_INTERVAL_S = 2.0
@@ -299,13 +299,23 @@ def finished(states, names):
     return all(states.get(name) in ("Success", "Failed") for name in names)
 
 
-def wait_for(names, poll_s=POLL_INTERVAL_S):
-    """Poll `dvc queue status` until every one of `names` has ended; {name: final status}."""
-    while True:
-        states = {name: status for name, status in queue_table(_dvc("queue", "status").stdout) if name in names}
-        if finished(states, names):
-            return states
-        time.sleep(poll_s)
+def wait_for(names, poll_s=POLL_INTERVAL_S, stream=None):
+    """Poll `dvc queue status` until every one of `names` has ended; {name: final status}.
+
+    Shows the experiments done of the total and the failed ones so far on
+    `stream` (stderr): a bar on a terminal, else a line whenever one ends.
+    """
+    with progress(len(names), "sweep", "experiment", stream=stream, interval_s=0) as shown:
+        done = 0
+        while True:
+            states = {name: status for name, status in queue_table(_dvc("queue", "status").stdout) if name in names}
+            ended = sum(status in ("Success", "Failed") for status in states.values())
+            if ended > done:
+                shown.step(ended - done, failed=sum(status == "Failed" for status in states.values()))
+                done = ended
+            if finished(states, names):
+                return states
+            time.sleep(poll_s)
 
 
 def run_shard(experiments, jobs):

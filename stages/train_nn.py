@@ -15,7 +15,15 @@ import pandas as pd
 import torch
 from torch import nn
 
-from stages.common import configure_torch, resolve_device, save_tensors, stage_main, write_csv, write_json
+from stages.common import (
+    configure_torch,
+    progress,
+    resolve_device,
+    save_tensors,
+    stage_main,
+    write_csv,
+    write_json,
+)
 from stages.flatten import N_FEATURES, load_split
 from stages.params import load_params
 
@@ -130,17 +138,15 @@ def main(argv=None):
     device = resolve_device(config["device"])
     train_set, test_set = load_split(args.data, "train"), load_split(args.data, "test")
 
-    def report(record):
-        print(
-            f"epoch {record['epoch']:3d}  train loss {record['train_loss']:.4f}  "
-            f"train accuracy {record['train_accuracy']:.4f}  test accuracy {record['test_accuracy']:.4f}"
-        )
-
     started = time.perf_counter()
-    model, history, diverged_at = train(
-        train_set, test_set, config["lr"], config["momentum"], config["batch_size"], config["epochs"],
-        params["seed"], device, on_epoch=report,
-    )
+    # Each epoch's figures on stderr: on a terminal a bar, in a log one line per epoch.
+    with progress(config["epochs"], "train_nn", "epoch", interval_s=0) as shown:
+        model, history, diverged_at = train(
+            train_set, test_set, config["lr"], config["momentum"], config["batch_size"], config["epochs"],
+            params["seed"], device,
+            on_epoch=lambda record: shown.step(**{key.replace("_", " "): value for key, value in record.items()
+                                                  if key != "epoch"}),
+        )
     elapsed = time.perf_counter() - started
 
     train_loss, train_accuracy = loss_and_accuracy(model, *(t.to(device) for t in train_set))

@@ -12,6 +12,7 @@ import pandas as pd
 from stages import softmax
 from stages.common import (
     configure_torch,
+    progress,
     resolve_device,
     save_tensors,
     stage_main,
@@ -24,11 +25,15 @@ from stages.params import load_params
 N_CLASSES = 10
 
 
-def train(images, labels, lr, max_iter, tol, device="cpu"):
-    """(N, 784) float images, (N,) labels -> (Descent result, training accuracy)."""
+def train(images, labels, lr, max_iter, tol, device="cpu", on_iteration=None):
+    """(N, 784) float images, (N,) labels -> (Descent result, training accuracy).
+
+    `on_iteration(loss)` is called after each iteration's loss (progress).
+    """
     X = softmax.add_intercept(images.to(device))
     y = labels.to(device)
-    result = softmax.gradient_descent(X, softmax.one_hot(y, N_CLASSES), lr, max_iter, tol)
+    result = softmax.gradient_descent(X, softmax.one_hot(y, N_CLASSES), lr, max_iter, tol,
+                                      on_iteration=on_iteration)
     # A count divided in Python: 0.8154333333333333, not float32's 0.8154333233833313.
     train_accuracy = (softmax.predict(X, result.Theta) == y).sum().item() / y.shape[0]
     return result, train_accuracy
@@ -62,7 +67,10 @@ def main(argv=None):
     images, labels = load_split(args.data, "train")
 
     started = time.perf_counter()
-    result, train_accuracy = train(images, labels, params["lr"], params["max_iter"], params["tol"], device)
+    # Iteration, loss and rate on stderr while it runs: on a terminal a bar, in a log a line every few seconds.
+    with progress(params["max_iter"], "train_scratch", "iteration") as shown:
+        result, train_accuracy = train(images, labels, params["lr"], params["max_iter"], params["tol"], device,
+                                       on_iteration=lambda loss: shown.step(loss=loss))
     elapsed = time.perf_counter() - started
 
     metrics = summarize(result, train_accuracy)

@@ -261,3 +261,18 @@ def test_a_missing_bundled_folder_with_no_mirrors_is_one_line(tmp_path, monkeypa
         f"[Errno 2] No such file or directory: 'nowhere/{TRAIN_IMAGES}'"
     )
     assert list((tmp_path / "data").iterdir()) == []
+
+
+def test_the_written_out_file_list_and_mirrors_are_torchvisions():
+    """The stage names the files, their md5 and the mirror without importing torchvision: the same values."""
+    from torchvision.datasets import FashionMNIST
+
+    assert download.resources() == list(FashionMNIST.resources)
+    assert list(download.TORCHVISION_MIRRORS) == list(FashionMNIST.mirrors)  # the function is patched here
+
+
+def test_md5_of_is_the_files_md5(tmp_path):
+    path = tmp_path / "big.bin"
+    path.write_bytes(bytes(range(256)) * 20000)  # several chunks
+    assert download.md5_of(path) == md5_of(path)
+    assert download.md5_of(BUNDLED / TEST_LABELS) == MD5[TEST_LABELS]

@@ -244,8 +244,11 @@ def test_run_names_each_failed_experiment_on_its_own_line(shard_run):
     project, result = shard_run
     # Sorted: lr -1, 0.05, 0.15, 0.2; shard 1/2 holds -1 and 0.15 (0.1, the base's, would train nothing).
     assert result.returncode == 1, result.stderr
-    assert result.stderr.strip().splitlines() == [
+    lines = result.stderr.strip().splitlines()
+    assert [line for line in lines if not line.startswith("sweep: experiment ")] == [
         "error: experiment lr--1 failed; its log: dvc queue logs lr--1"], result.stderr
+    # The queue's progress, a line as each experiment ended: the failed one counted.
+    assert lines[-2].startswith("sweep: experiment 2/2, failed 1, "), result.stderr
     assert "shard 1/2: 1 of 2 experiments succeeded: lr-0.15" in result.stdout
     assert "Traceback" not in result.stderr
 
@@ -308,3 +311,22 @@ def test_a_queue_that_cannot_start_is_one_line_with_what_dvc_said(monkeypatch, t
     with pytest.raises(StageError) as raised:
         sweep._dvc_starting_daemons("queue", "start", "--jobs", "2")
     assert str(raised.value) == "dvc queue start --jobs 2 failed: ERROR: unexpected error - celery broker"
+
+
+def test_waiting_shows_experiments_done_of_total_and_failed_so_far(monkeypatch):
+    """One line each time an experiment ends (stderr is a log here), none while nothing changes."""
+    import io
+
+    tables = iter([
+        "Task Name Created Status\n1 a 10:00 Running\n2 b 10:00 Queued\n3 c 10:00 Queued\n",
+        "Task Name Created Status\n1 a 10:00 Success\n2 b 10:00 Running\n3 c 10:00 Queued\n",
+        "Task Name Created Status\n1 a 10:00 Success\n2 b 10:00 Running\n3 c 10:00 Queued\n",
+        "Task Name Created Status\n1 a 10:00 Success\n2 b 10:00 Failed\n3 c 10:00 Success\n",
+    ])
+    monkeypatch.setattr(sweep, "_dvc", lambda *args, **kwargs: subprocess.CompletedProcess(args, 0, next(tables), ""))
+    stream = io.StringIO()
+    states = sweep.wait_for(["a", "b", "c"], poll_s=0, stream=stream)
+    assert states == {"a": "Success", "b": "Failed", "c": "Success"}
+    lines = stream.getvalue().splitlines()
+    assert [line.split(", ")[:2] for line in lines] == [["sweep: experiment 1/3", "failed 0"],
+                                                       ["sweep: experiment 3/3", "failed 1"]]
