@@ -154,7 +154,7 @@ def remove_stale_temporaries(path):
         return
     for candidate in path.parent.iterdir():
         match = pattern.fullmatch(candidate.name)
-        if not match or _process_alive(int(match.group(1))):
+        if not match or _writer_alive(int(match.group(1)), candidate):
             continue
         if candidate.is_dir() and not candidate.is_symlink():
             shutil.rmtree(candidate, ignore_errors=True)
@@ -163,14 +163,32 @@ def remove_stale_temporaries(path):
                 candidate.unlink()
 
 
-def _process_alive(pid):
+def _writer_alive(pid, temporary):
+    """True while process `pid` runs and may be the one that made `temporary`.
+
+    A process that started after the temporary was last written is not its
+    writer but a newer one that the system gave the same pid.
+    """
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # alive, owned by someone else
-        return True
-    return True
+        pass
+    started = _process_start_time(pid)
+    return started is None or started <= temporary.lstat().st_mtime + 1.0
+
+
+def _process_start_time(pid):
+    """When process `pid` started, in seconds since the epoch; None where /proc cannot tell."""
+    try:
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+        # The fields after the command name, which is in parentheses and may hold spaces.
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, StopIteration, IndexError, ValueError):
+        return None
 
 
 def write_text(path, text):

@@ -221,6 +221,23 @@ def test_a_new_write_removes_temporaries_of_killed_writers_only(tmp_path):
     assert not other_output.exists()
 
 
+
+def test_a_temporary_whose_pid_now_belongs_to_a_newer_process_is_stale(tmp_path):
+    """A killed writer's pid given to another process later (tests in parallel, a busy machine) frees it."""
+    newer = subprocess.Popen(["sleep", "30"])
+    try:
+        reused = tmp_path / f".metrics.json.{newer.pid}.abc123.tmp"
+        reused.write_text("half")
+        written = time.time() - 60  # the killed writer wrote it a minute before `newer` started
+        os.utime(reused, (written, written))
+        live = tmp_path / f".metrics.json.{newer.pid}.def456.tmp"  # written by `newer` itself: in progress
+        live.write_text("in progress")
+        remove_stale_temporaries(tmp_path / "metrics.json")
+        assert sorted(p.name for p in tmp_path.iterdir()) == [live.name]
+    finally:
+        newer.kill()
+        newer.wait()
+
 def test_replacing_a_folder_leaves_the_new_one_and_no_temporaries(tmp_path):
     target = tmp_path / "raw"
     target.mkdir()
