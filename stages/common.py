@@ -166,8 +166,9 @@ def remove_stale_temporaries(path):
 def _writer_alive(pid, temporary):
     """True while process `pid` runs and may be the one that made `temporary`.
 
-    A process that started after the temporary was last written is not its
-    writer but a newer one that the system gave the same pid.
+    A killed process that nobody has reaped yet (a zombie) no longer writes,
+    and a process that started after the temporary was last written is not
+    its writer but a newer one that the system gave the same pid.
     """
     try:
         os.kill(pid, 0)
@@ -175,20 +176,22 @@ def _writer_alive(pid, temporary):
         return False
     except PermissionError:  # alive, owned by someone else
         pass
-    started = _process_start_time(pid)
+    state, started = _process_state(pid)
+    if state in ("Z", "X"):
+        return False
     return started is None or started <= temporary.lstat().st_mtime + 1.0
 
 
-def _process_start_time(pid):
-    """When process `pid` started, in seconds since the epoch; None where /proc cannot tell."""
+def _process_state(pid):
+    """(state letter, start time in seconds since the epoch) of process `pid`; Nones where /proc cannot tell."""
     try:
         boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
                     if line.startswith("btime "))
         # The fields after the command name, which is in parentheses and may hold spaces.
         fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-        return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+        return fields[0], boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
     except (OSError, StopIteration, IndexError, ValueError):
-        return None
+        return None, None
 
 
 def write_text(path, text):

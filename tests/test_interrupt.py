@@ -238,6 +238,24 @@ def test_a_temporary_whose_pid_now_belongs_to_a_newer_process_is_stale(tmp_path)
         newer.kill()
         newer.wait()
 
+
+def test_a_temporary_of_a_killed_writer_not_yet_reaped_is_stale(tmp_path):
+    """SIGKILL leaves a zombie until its parent reaps it: it is gone as a writer already."""
+    writer = subprocess.Popen(["sleep", "30"])
+    try:
+        half = tmp_path / f".metrics.json.{writer.pid}.abc123.tmp"
+        half.write_text("half")
+        os.kill(writer.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{writer.pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z":
+            assert time.monotonic() < deadline, "the killed writer never became a zombie"
+            time.sleep(0.01)
+        remove_stale_temporaries(tmp_path / "metrics.json")
+        assert list(tmp_path.iterdir()) == []
+    finally:
+        writer.kill()
+        writer.wait()
+
 def test_replacing_a_folder_leaves_the_new_one_and_no_temporaries(tmp_path):
     target = tmp_path / "raw"
     target.mkdir()

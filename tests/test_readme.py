@@ -101,7 +101,12 @@ def test_readmes_everyday_loop_prints_what_readme_shows(default_template, tmp_pa
         result = subprocess.run(["bash", "-c", command], cwd=project, env=dvc_env(), timeout=600,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         assert result.returncode == 0, f"$ {command}\n{result.stdout}"
-        assert printed_as_shown(result.stdout, shown), f"$ {command}\n{result.stdout}"
+        if "..." in shown:
+            assert printed_as_shown(result.stdout, shown), f"$ {command}\n{result.stdout}"
+        else:  # a table: DVC lists the metrics files in no fixed order
+            printed = result.stdout.splitlines()
+            same_rows = printed[:1] == shown[:1] and sorted(printed[1:]) == sorted(shown[1:])
+            assert same_rows, f"$ {command}\n{result.stdout}"
 
 
 @pytest.mark.slow
