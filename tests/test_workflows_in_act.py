@@ -5,24 +5,30 @@ One bare git origin (a folder, as GitHub's repository) and one S3 remote
 run of the module, in the order a project lives them: a push to main (the
 `main` job of results.yml trains and pushes main's results), a pull request
 that changes train_nn.lr (results.yml, twice), the sharded sweep (sweep.yml),
-ci.yml on a push, and the same workflows broken the way a tired colleague
-would break them. Each job checks out the origin itself through the
-checkout stand-in (act --no-skip-checkout), so fetch-depth and the
-`origin` remote are the workflow's own. Tiny settings (conftest.FAST_PARAMS)
-keep the pipeline to seconds.
+two pull requests after it (params a sweep runner trained; results
+committed), ci.yml on a push, and the same workflows broken the way a tired
+colleague would break them. Each job checks out the origin itself through
+the checkout stand-in (act --no-skip-checkout), so fetch-depth and the
+`origin` remote are the workflow's own; the runs whose workspaces a test
+looks into afterwards keep a copy of them (act_engine: keep_workspaces).
+These runs are the tests that run the workflows' `run:` steps
+(tests/test_workflows.py). Tiny settings (conftest.FAST_PARAMS) keep the
+pipeline to seconds.
 """
 
 import csv
 import io
 import json
 import os
+import re
 import shutil
+import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from act_engine import run_act
-from conftest import PROJECT_ROOT, commit, copy_project, run, set_params, stages_run
+from conftest import PROJECT_ROOT, commit, copy_project, dvc_env, run, set_params, stages_run
 from dvc.api import read as dvc_read
 from s3_server import S3Server
 
@@ -35,10 +41,21 @@ SHARDS = 2
 PULL_REQUEST_LR = 0.2
 # The pull request's branch, and the ref GitHub makes for it: its merge into main.
 BRANCH, MERGE_REF = "faster-lr", "refs/pull/1/merge"
+# After the sweep: a pull request setting an lr a sweep runner trained (its run-cache
+# is on the remote), and one that sets another and commits its results (dvc.lock).
+SWEPT_LR, COMMITTED_LR = 0.3, 0.05
 
 
 def git(cwd, *args):
     return run(cwd, "git", *args).stdout.strip()
+
+
+def shell(cwd, script, extra_env=None):
+    """A bash -e script in `cwd` with `extra_env` (the credentials a command needs); its CompletedProcess."""
+    result = subprocess.run(["bash", "-e", "-c", script], cwd=cwd, env={**dvc_env(), **(extra_env or {})},
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"{script} exited {result.returncode}\n{result.stdout}\n{result.stderr}"
+    return result
 
 
 @pytest.fixture(scope="module")
@@ -126,6 +143,31 @@ def test_the_main_job_trains_main_once_and_pushes_its_outputs_and_run_cache(main
     assert any(key.startswith("fmnist/files/md5/") for key in keys), keys[:20]
 
 
+def open_pull_request(github, author, number, branch):
+    """Push `author`'s HEAD as `branch`, and GitHub's test merge of it into main; (event, merge ref).
+
+    The test merge is the commit a pull_request run checks out (refs/pull/N/merge).
+    """
+    git(author, "push", "-q", "origin", f"HEAD:refs/heads/{branch}")
+    head = git(author, "rev-parse", "HEAD")
+    base = git(author, "rev-parse", "origin/main")
+    git(author, "checkout", "-q", "--detach", "origin/main")
+    git(author, "merge", "-q", "--no-ff", "-m", f"Merge {head} into main", head)
+    merge_ref = f"refs/pull/{number}/merge"
+    git(author, "push", "-q", "origin", f"HEAD:{merge_ref}")
+    event = {"number": number, "pull_request": {"number": number, "head": {"ref": branch, "sha": head},
+                                                "base": {"ref": "main", "sha": base}},
+             "repository": repository(github)}
+    return event, merge_ref
+
+
+def results_run(github, name, event, merge_ref):
+    """results.yml on the pull request's event, its workspace kept; the ActRun, the job succeeded."""
+    act_run = act_in(github, name, "pull_request", event, merge_ref, workflow="results.yml", keep_workspaces=True)
+    assert_succeeded(act_run, [("results", "")])
+    return act_run
+
+
 @pytest.fixture(scope="module")
 def pull_request(github, main_pushed):
     """A pull request that changes train_nn.lr, run twice through results.yml; returns (event, [run, run])."""
@@ -133,22 +175,10 @@ def pull_request(github, main_pushed):
     git(author, "checkout", "-q", "-b", BRANCH, "origin/main")
     set_params(author, {"train_nn.lr": PULL_REQUEST_LR})
     commit(author, f"train_nn.lr {PULL_REQUEST_LR}")
-    git(author, "push", "-q", "origin", BRANCH)
-    head = git(author, "rev-parse", "HEAD")
-    # GitHub's test merge of the branch into main, the commit a pull_request run checks out.
-    git(author, "checkout", "-q", "--detach", "origin/main")
-    git(author, "merge", "-q", "--no-ff", "-m", f"Merge {head} into main", BRANCH)
-    git(author, "push", "-q", "origin", f"HEAD:{MERGE_REF}")
+    event, merge_ref = open_pull_request(github, author, 1, BRANCH)
     git(author, "checkout", "-q", "main")
-    base = git(author, "rev-parse", "origin/main")
-    event = {"number": 1, "pull_request": {"number": 1, "head": {"ref": BRANCH, "sha": head},
-                                           "base": {"ref": "main", "sha": base}},
-             "repository": repository(github)}
-    runs = [act_in(github, f"pull-request-{attempt}", "pull_request", event, MERGE_REF, workflow="results.yml")
-            for attempt in (1, 2)]
-    for act_run in runs:
-        assert_succeeded(act_run, [("results", "")])
-    return event, runs
+    assert merge_ref == MERGE_REF
+    return event, [results_run(github, f"pull-request-{attempt}", event, MERGE_REF) for attempt in (1, 2)]
 
 
 def table_rows(markdown):
@@ -161,21 +191,44 @@ def table_rows(markdown):
     return rows
 
 
-def test_pull_request_summary_diffs_params_and_metrics_against_main(pull_request, github):
-    _, (first, _) = pull_request
-    summary = first.summary("results")
+def assert_summary_compares_with_main(act_run, github, lr):
+    """The job summary diffs params and metrics against main: lr 0.1 -> `lr`, main's accuracy -> the job's."""
+    summary = act_run.summary("results")
     params = table_rows(summary.split("## Params")[1].split("## Metrics")[0])
-    assert params["train_nn.lr"][2:4] == ["0.1", str(PULL_REQUEST_LR)], summary
+    assert params["train_nn.lr"][2:4] == ["0.1", str(lr)], summary
     metrics = table_rows(summary.split("## Metrics")[1])
-    # Main's numbers from main's own commit; the pull request's from a local run of its params.
+    # Main's numbers from main's own commit; the pull request's from the job's workspace.
     base = json.loads(dvc_read("metrics/evaluate.json", repo=str(github["author"]), rev="origin/main"))
+    [workspace] = act_run.workspaces("results")
+    head = json.loads((workspace / "metrics" / "evaluate.json").read_text())
+    assert head["nn"]["accuracy"] != base["nn"]["accuracy"]
     cells = metrics["nn.accuracy"]
     assert float(cells[2]) == pytest.approx(base["nn"]["accuracy"], abs=1e-5), summary
-    assert float(cells[3]) != pytest.approx(float(cells[2]), abs=1e-5), summary
+    assert float(cells[3]) == pytest.approx(head["nn"]["accuracy"], abs=1e-5), summary
     assert "scratch.accuracy" not in metrics, summary  # train_scratch did not change
 
 
+def test_pull_request_summary_diffs_params_and_metrics_against_main(pull_request, github):
+    _, (first, _) = pull_request
+    assert_summary_compares_with_main(first, github, PULL_REQUEST_LR)
+
+
 SUMMARY_BEGIN, SUMMARY_END = "<!-- summary of results.yml, written by the engine run -->", "<!-- end of the summary -->"
+
+
+def with_table_rows_sorted(markdown):
+    """The text with each table's rows (below its header and separator) sorted.
+
+    `dvc metrics diff` lists the metrics files in either order from one run to the next.
+    """
+    lines, table = [], []
+    for line in [*markdown.strip().splitlines(), ""]:
+        if line.startswith("|"):
+            table.append(line)
+            continue
+        lines += [*table[:2], *sorted(table[2:]), line]
+        table = []
+    return "\n".join(lines)
 
 
 def test_the_ci_page_shows_the_summary_the_engine_run_writes(pull_request):
@@ -183,25 +236,7 @@ def test_the_ci_page_shows_the_summary_the_engine_run_writes(pull_request):
     page = (PROJECT_ROOT / "docs" / "ci.md").read_text()
     assert SUMMARY_BEGIN in page and SUMMARY_END in page
     shown = page.split(SUMMARY_BEGIN)[1].split(SUMMARY_END)[0].strip()
-    assert in_row_order(shown) == in_row_order(first.summary("results").strip())
-
-
-def in_row_order(markdown):
-    """The lines of `markdown`, each table's data rows sorted: DVC lists the metrics files in no fixed order."""
-    lines, rows = [], []
-    for line in [*markdown.splitlines(), ""]:
-        if line.startswith("| ") and lines and lines[-1].startswith("|--"):
-            rows.append(line)
-            continue
-        lines += [*sorted(rows), line]
-        rows = []
-    return lines
-
-
-def test_in_row_order_sorts_table_rows_only():
-    table = "# T\n| a | b |\n|---|---|\n| 2 | x |\n| 1 | y |\n\nafter"
-    assert in_row_order(table) == ["# T", "| a | b |", "|---|---|", "| 1 | y |", "| 2 | x |", "", "after", ""]
-    assert in_row_order(table) != in_row_order(table.replace("after", "before"))
+    assert with_table_rows_sorted(shown) == with_table_rows_sorted(first.summary("results"))
 
 
 def test_pull_request_trains_only_what_it_changed_then_nothing_the_second_time(pull_request):
@@ -213,11 +248,15 @@ def test_pull_request_trains_only_what_it_changed_then_nothing_the_second_time(p
     assert stages_run(again) == [], again
 
 
-def test_pull_request_uploads_the_plots_page_and_the_figures(pull_request, github):
-    artifact = github["root"] / "pull-request-1" / "artifacts" / "plots"
+def assert_uploads_the_plots_page_and_the_figures(github, name):
+    artifact = github["root"] / name / "artifacts" / "plots"
     assert (artifact / "dvc_plots" / "index.html").is_file(), list(artifact.rglob("*"))
     figures = sorted(path.name for path in (artifact / "metrics" / "figures").glob("*.png"))
     assert "confusion_nn.png" in figures and "train_nn_history.png" in figures, figures
+
+
+def test_pull_request_uploads_the_plots_page_and_the_figures(pull_request, github):
+    assert_uploads_the_plots_page_and_the_figures(github, "pull-request-1")
 
 
 def sweep_event(github):
@@ -243,7 +282,8 @@ def swept(github, main_pushed, reproduced_template):
     """
     with ThreadPoolExecutor(max_workers=1) as pool:
         one_clone = pool.submit(sweep_in_one_clone, reproduced_template, github["root"] / "one-clone")
-        act_run = act_in(github, "sweep", "workflow_dispatch", sweep_event(github), "main", workflow="sweep.yml")
+        act_run = act_in(github, "sweep", "workflow_dispatch", sweep_event(github), "main", workflow="sweep.yml",
+                         keep_workspaces=True)
         one_clone_csv = one_clone.result()
     matrix = json.loads(act_run.outputs("plan")["matrix"])
     shards = [json.dumps({"shard": entry["shard"], "experiments": entry["experiments"]}, sort_keys=True)
@@ -259,17 +299,69 @@ def experiment_names(grid):
 def test_the_plan_jobs_matrix_becomes_one_shard_job_each(swept):
     act_run, matrix, _ = swept
     assert [entry["shard"] for entry in matrix["include"]] == ["1/2", "2/2"]
+    shards = [entry["experiments"].split() for entry in matrix["include"]]
+    # Disjoint shards of two that cover the grid.
+    assert sorted(sum(shards, [])) == sorted(experiment_names(GRID))
+    assert all(len(names) == 2 for names in shards)
     for entry in matrix["include"]:
         log = act_run.step_log("run", 'python -m stages.sweep run --shard "$SHARD" --grid "$GRID"',
                                matrix={"shard": entry["shard"], "experiments": entry["experiments"]})
         assert f"shard {entry['shard']}: 2 of 2 experiments succeeded" in log, log
 
 
+def local_experiments(project):
+    return frozenset(run(project, "dvc", "exp", "list", "--name-only").stdout.split())
+
+
+def shard_workspaces(swept):
+    """{shard: the workspace of its `run` job}, each told by the experiments it holds."""
+    act_run, matrix, _ = swept
+    held = {local_experiments(workspace): workspace for workspace in act_run.workspaces("run")}
+    wanted = {frozenset(entry["experiments"].split()): entry["shard"] for entry in matrix["include"]}
+    # Each runner ran exactly its shard's experiments.
+    assert set(held) == set(wanted), (held, wanted)
+    return {wanted[names]: workspace for names, workspace in held.items()}
+
+
+def queue_logs(workspace):
+    """{experiment: its log} of the experiments queued in `workspace`: what `dvc queue logs NAME` prints.
+
+    Read from the files themselves: their infofiles name the job's own
+    workspace, which act removed.
+    """
+    logs = {}
+    for path in (workspace / ".dvc" / "tmp" / "exps" / "run").glob("*/*.out"):
+        text = path.read_text()
+        logs[re.match(r"Reproducing experiment '([^']+)'", text).group(1)] = text
+    return logs
+
+
+def test_each_shard_job_restores_the_base_commit_and_trains_only_its_experiments(swept):
+    act_run, matrix, _ = swept
+    workspaces = shard_workspaces(swept)
+    for entry in matrix["include"]:
+        restore = act_run.step_log("run", "bash .ci/reproduce", matrix=entry)
+        # main's outputs came from the S3 remote (the main job pushed them): no stage ran.
+        assert "Data and pipelines are up to date." in restore and stages_run(restore) == [], restore
+        logs = queue_logs(workspaces[entry["shard"]])
+        assert set(logs) == set(entry["experiments"].split()), logs
+        for log in logs.values():
+            # A queued experiment on a fresh checkout trains the swept model and nothing upstream of it.
+            assert stages_run(log) == ["train_nn", "evaluate"], log
+
+
 def test_each_shard_job_pushes_its_experiments_to_the_origin_and_s3(swept, github, s3):
+    act_run, matrix, _ = swept
     on_origin = set(git(github["author"], "ls-remote", str(github["origin"]), "refs/exps/*").split())
     names = {ref.rpartition("/")[2] for ref in on_origin if ref.startswith("refs/exps/")}
     assert names == experiment_names(GRID)
-    assert any(key.startswith("fmnist/runs/") for key in s3.keys("fmnist/"))
+    # Each shard's outputs and run-cache entries, on the remote (beside main's).
+    keys = set(s3.keys("fmnist/"))
+    for entry in matrix["include"]:
+        log = act_run.step_log("run", 'python -m stages.sweep push --shard "$SHARD" --grid "$GRID"', matrix=entry)
+        assert f"pushed 2 experiments to origin: {entry['experiments']}" in log, log
+    assert any(key.startswith("fmnist/runs/") for key in keys), sorted(keys)[:20]
+    assert any(key.startswith("fmnist/files/md5/") for key in keys), sorted(keys)[:20]
 
 
 def report_rows(text):
@@ -278,13 +370,116 @@ def report_rows(text):
             for row in csv.DictReader(io.StringIO(text))}
 
 
+def uploaded_report(github):
+    return report_rows((github["root"] / "sweep" / "artifacts" / "sweep-report" / "sweep.csv").read_text())
+
+
 def test_the_report_job_uploads_every_experiment_with_the_numbers_of_one_clone(swept, github):
     _, _, one_clone_csv = swept
     artifact = github["root"] / "sweep" / "artifacts" / "sweep-report"
-    rows = report_rows((artifact / "sweep.csv").read_text())
+    rows = uploaded_report(github)
     assert set(rows) == experiment_names(GRID)
+    for name, row in rows.items():
+        assert float(row["train_nn.lr"]) == float(name.removeprefix("lr-"))
     assert rows == report_rows(one_clone_csv)
-    assert (artifact / "sweep.md").is_file() and (artifact / "sweep.png").is_file()
+    markdown = (artifact / "sweep.md").read_text()
+    assert all(name in markdown for name in rows)
+    assert (artifact / "sweep.png").is_file()
+
+
+def test_the_report_holds_the_numbers_each_shard_job_computed(swept, github):
+    _, matrix, _ = swept
+    rows = uploaded_report(github)
+    # Read from each runner's own commit of the experiment, in the runner's workspace.
+    for shard, workspace in shard_workspaces(swept).items():
+        [entry] = [entry for entry in matrix["include"] if entry["shard"] == shard]
+        for name in entry["experiments"].split():
+            evaluate = json.loads(dvc_read("metrics/evaluate.json", repo=str(workspace), rev=name))
+            train_nn = json.loads(dvc_read("metrics/train_nn.json", repo=str(workspace), rev=name))
+            assert float(rows[name]["nn_test_accuracy"]) == evaluate["nn"]["accuracy"]
+            assert float(rows[name]["nn_train_accuracy"]) == train_nn["nn"]["train_accuracy"]
+
+
+def test_an_experiment_applied_in_the_report_jobs_workspace_trains_nothing(swept, github):
+    act_run, _, _ = swept
+    [workspace] = act_run.workspaces("report")
+    # A copy: the credentials test reads the workspace as the job left it.
+    collector = copy_project(workspace, github["root"] / "applied")
+    credentials = {name: github["secrets"][name] for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    name = f"lr-{SWEPT_LR}"
+    shell(collector, f"dvc exp apply {name}", credentials)
+    reproduced = shell(collector, "dvc repro --pull", credentials)
+    assert stages_run(reproduced.stdout) == [], reproduced.stdout
+    evaluate = json.loads((collector / "metrics" / "evaluate.json").read_text())
+    assert evaluate["nn"]["accuracy"] == float(uploaded_report(github)[name]["nn_test_accuracy"])
+
+
+@pytest.fixture(scope="module")
+def swept_pull_request(github, swept):
+    """A pull request setting an lr one sweep runner trained, run through results.yml once."""
+    author = github["author"]
+    git(author, "checkout", "-q", "-b", "swept-lr", "origin/main")
+    set_params(author, {"train_nn.lr": SWEPT_LR})
+    commit(author, f"train_nn.lr {SWEPT_LR}")
+    event, merge_ref = open_pull_request(github, author, 2, "swept-lr")
+    git(author, "checkout", "-q", "main")
+    return results_run(github, "pull-request-swept", event, merge_ref)
+
+
+def test_a_pull_request_whose_params_a_shard_job_trained_is_restored_from_the_run_cache(swept_pull_request, github):
+    restore = swept_pull_request.step_log("results", "bash .ci/reproduce")
+    assert stages_run(restore) == [], restore
+    for stage in ("train_nn", "evaluate"):
+        assert f"Stage '{stage}' is cached - skipping run, checking out outputs" in restore, restore
+    assert_summary_compares_with_main(swept_pull_request, github, SWEPT_LR)
+    assert_uploads_the_plots_page_and_the_figures(github, "pull-request-swept")
+
+
+@pytest.fixture(scope="module")
+def committed_pull_request(github, swept):
+    """A pull request that commits its results (dvc.lock; outputs pushed), run through results.yml once."""
+    author = github["root"] / "author-with-results"
+    run(github["root"], "git", "clone", "-q", str(github["origin"]), str(author))
+    git(author, "checkout", "-q", "-b", "with-results", "origin/main")
+    secrets = github["secrets"]
+    shell(author, "bash .ci/dvc-remote", {name: secrets[name] for name in ("DVC_REMOTE_URL", "DVC_REMOTE_ENDPOINT")})
+    set_params(author, {"train_nn.lr": COMMITTED_LR})
+    shell(author, "dvc pull --run-cache --allow-missing && dvc repro --pull && dvc push",
+          {name: secrets[name] for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")})
+    commit(author, f"train_nn.lr {COMMITTED_LR}, with dvc.lock")
+    event, merge_ref = open_pull_request(github, author, 3, "with-results")
+    return results_run(github, "pull-request-committed", event, merge_ref)
+
+
+def test_a_pull_request_with_its_results_committed_is_compared_with_the_base_branch(committed_pull_request, github):
+    restore = committed_pull_request.step_log("results", "bash .ci/reproduce")
+    assert stages_run(restore) == [] and "Data and pipelines are up to date." in restore, restore
+    # HEAD holds the same results as the workspace: only a diff against main shows the change.
+    assert_summary_compares_with_main(committed_pull_request, github, COMMITTED_LR)
+
+
+# What each job's checkout may hold besides its commit: the report job's tables
+# (untracked in the tests' copy of the project), a pull request's dvc.lock (its new params).
+CHANGED_BY_THE_JOB = {"run": [], "report": ["?? reports/"], "results": ["M  dvc.lock"]}
+
+
+def test_credentials_are_never_written_into_a_jobs_checkout(swept, pull_request, swept_pull_request, github):
+    act_run, _, _ = swept
+    _, (first, _) = pull_request
+    workspaces = [(job, workspace) for engine_run, job in [(act_run, "run"), (act_run, "report"),
+                                                        (first, "results"), (swept_pull_request, "results")]
+                  for workspace in engine_run.workspaces(job)]
+    assert len(workspaces) == 5, workspaces
+    secrets = github["secrets"]
+    for job, workspace in workspaces:
+        config = (workspace / ".dvc" / "config").read_text()
+        assert "endpointurl" not in config and "s3://" not in config, config
+        local = (workspace / ".dvc" / "config.local").read_text()
+        assert secrets["DVC_REMOTE_ENDPOINT"] in local, local
+        git_config = (workspace / ".git" / "config").read_text()
+        assert secrets["AWS_SECRET_ACCESS_KEY"] not in config + local + git_config, workspace
+        changed = run(workspace, "git", "status", "--porcelain").stdout.splitlines()
+        assert changed == CHANGED_BY_THE_JOB[job], (job, workspace, changed)
 
 
 # ci.yml runs `bash .ci/run`. In the test's copy, .ci/run stops where it would
