@@ -208,11 +208,21 @@ class LocalServer:
 END_TO_END_FIXTURES = {"project", "reproduced", "reproduced_template", "default_template"}
 
 
+# The longest modules, started first: pytest-xdist hands out files in collection order, and
+# the run ends when the last worker does, so a long module must not be the last one handed out.
+LONGEST_FIRST = ["test_workflows_in_act.py", "test_predict.py", "test_pipeline.py"]
+
+
 def pytest_collection_modifyitems(config, items):
-    """Mark every test that uses an end-to-end fixture `slow`, so `pytest -m "not slow"` runs the quick ones."""
+    """Mark every test that uses an end-to-end fixture `slow`; put the LONGEST_FIRST modules first.
+
+    `pytest -m "not slow"` then runs the quick ones. Within a module the order stays as written.
+    """
     for item in items:
         if END_TO_END_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+    rank = {name: position for position, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # a stable sort: nothing else moves
 
 
 @pytest.fixture

@@ -170,3 +170,17 @@ def test_a_shared_template_is_built_once_for_all_workers(pytester, monkeypatch, 
     workers, folders = zip(*(line.split() for line in users.read_text().splitlines()), strict=True)
     assert set(workers) == {"gw0", "gw1"}
     assert len(set(folders)) == 1
+
+
+def test_the_modules_started_first_exist(pytester):
+    """A renamed module would silently lose its place at the front of the run."""
+    for name in conftest.LONGEST_FIRST:
+        assert (Path(conftest.__file__).parent / name).is_file(), name
+    pytester.makepyfile(test_b="def test_b(): pass", test_a="def test_a(): pass",
+                        test_predict="def test_p(): pass")
+    pytester.makeconftest(f"from importlib.machinery import SourceFileLoader\n"
+                          f"pytest_collection_modifyitems = SourceFileLoader('c', {conftest.__file__!r})"
+                          f".load_module().pytest_collection_modifyitems\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--collect-only", "-q")
+    assert [line.split("::")[0] for line in result.outlines if "::" in line] == \
+        ["test_predict.py", "test_a.py", "test_b.py"]
