@@ -79,17 +79,27 @@ def flatten_split(raw_dir, split):
     return images, labels
 
 
-def load_split_arrays(flat_dir, split):
-    """(N, 784) float32 pixels in [0, 1] and (N,) int64 labels, as numpy arrays.
-
-    The one place pixels are scaled: uint8 / 255 in float32, exactly what the
-    notebook's ToTensor computes.
-    """
+def load_split_raw(flat_dir, split):
+    """(N, 784) uint8 pixels and (N,) uint8 labels, as numpy arrays, their shapes checked."""
     flat_dir = Path(flat_dir)
     images = load_array(flat_dir / f"{split}_images.npy")
     labels = load_array(flat_dir / f"{split}_labels.npy")
     if images.shape != (labels.shape[0], N_FEATURES):
         raise StageError(f"{flat_dir}: {split} images {images.shape} do not match {labels.shape[0]} labels")
+    if images.dtype != np.uint8:
+        raise StageError(f"{flat_dir}: {split} images are {images.dtype}, not the uint8 pixels flatten writes; "
+                         "rerun `dvc repro flatten`")
+    return images, labels
+
+
+def load_split_arrays(flat_dir, split):
+    """(N, 784) float32 pixels in [0, 1] and (N,) int64 labels, as numpy arrays.
+
+    The one place pixels are scaled: uint8 / 255 in float32, exactly what the
+    notebook's ToTensor computes (train_scratch's PixelMatrix divides by 255
+    inside its products instead).
+    """
+    images, labels = load_split_raw(flat_dir, split)
     pixels = images.astype(np.float32)
     pixels /= np.float32(255)
     return pixels, labels.astype(np.int64)
@@ -101,6 +111,14 @@ def load_split(flat_dir, split):
 
     images, labels = load_split_arrays(flat_dir, split)
     return torch.from_numpy(images), torch.from_numpy(labels)
+
+
+def load_split_bytes(flat_dir, split):
+    """(N, 784) uint8 pixels and (N,) int64 labels as torch tensors, unscaled."""
+    import torch
+
+    images, labels = load_split_raw(flat_dir, split)
+    return torch.from_numpy(np.ascontiguousarray(images)), torch.from_numpy(labels.astype(np.int64))
 
 
 def load_array(path):

@@ -18,7 +18,7 @@ N_FEATURES, N_CLASSES = 784, 10
 
 
 def synthetic(n=500, seed=0):
-    """(n, 784) pixels in [0, 1] around one random image per class, and (n,) labels, a fifth of them wrong."""
+    """(n, 784) uint8 pixels around one random image per class, and (n,) labels, a fifth of them wrong."""
     generator = torch.Generator().manual_seed(seed)
     labels = torch.randint(0, N_CLASSES, (n,), generator=generator)
     centers = torch.rand(N_CLASSES, N_FEATURES, generator=generator)
@@ -26,7 +26,7 @@ def synthetic(n=500, seed=0):
     # Wrong labels keep the training accuracy below 1, where a miscount would show.
     flipped = torch.rand(n, generator=generator) < 0.2
     labels = torch.where(flipped, torch.randint(0, N_CLASSES, (n,), generator=generator), labels)
-    return images, labels
+    return torch.round(images * 255).to(torch.uint8), labels
 
 
 def closed_form_descent(images, labels, lr, iterations):
@@ -35,7 +35,7 @@ def closed_form_descent(images, labels, lr, iterations):
     Returns the loss before each of `iterations` updates and the Theta the
     last of them was taken at (iterations - 1 updates), as Descent records.
     """
-    X = torch.cat([torch.ones(images.shape[0], 1, dtype=torch.float64), images.double()], dim=1)
+    X = torch.cat([torch.ones(images.shape[0], 1, dtype=torch.float64), images.double() / 255], dim=1)
     Y = torch.nn.functional.one_hot(labels, N_CLASSES).double()
     Theta = torch.zeros(N_CLASSES, X.shape[1], dtype=torch.float64)
     losses = []
@@ -55,7 +55,7 @@ def test_train_follows_the_closed_form_gradient():
     assert result.iterations == 25 and not result.converged and not result.diverged
     assert result.loss_history == pytest.approx(losses, rel=1e-5)
     torch.testing.assert_close(result.Theta.double(), Theta, rtol=1e-4, atol=1e-6)
-    X = softmax.add_intercept(images)
+    X = softmax.add_intercept(images / 255)
     expected_accuracy = ((X @ result.Theta.T).argmax(dim=1) == labels).double().mean().item()
     assert train_accuracy == pytest.approx(expected_accuracy, abs=1e-7)
     assert 0.2 < train_accuracy < 1  # learned something, and a count that can be wrong
@@ -80,7 +80,7 @@ def test_each_iteration_reads_each_block_of_x_in_exactly_two_matrix_products():
     of the rows (300 = 4 x 64 + 44).
     """
     images, labels = synthetic(300)
-    X = softmax.add_intercept(images)
+    X = softmax.add_intercept(images / 255)
     Y = softmax.one_hot(labels, N_CLASSES)
     iterations = 4
     blocks = products_reading(
@@ -129,7 +129,7 @@ def test_the_stage_measures_train_accuracy_on_the_training_split(tmp_path, monke
     images, labels = synthetic(300, seed=6)
     flat = tmp_path / "flat"
     flat.mkdir()
-    pixels = np.rint(images.numpy() * 255).astype(np.uint8)
+    pixels = images.numpy()
     for split, split_labels in (("train", labels), ("test", (labels + 1) % N_CLASSES)):
         flatten.save_npy(flat / f"{split}_images.npy", pixels)
         flatten.save_npy(flat / f"{split}_labels.npy", split_labels.numpy().astype(np.uint8))
@@ -149,7 +149,7 @@ def test_the_stage_measures_train_accuracy_on_the_training_split(tmp_path, monke
     assert metrics["train_accuracy"] == train_accuracy  # a count over 300, not a float32 mean
     assert metrics["iterations"] == 12 and metrics["converged"] is False
 
-    _, reference_losses = closed_form_descent(torch.from_numpy(scaled).float(), labels, 0.05, 12)
+    _, reference_losses = closed_form_descent(images, labels, 0.05, 12)
     curve = (tmp_path / "loss.csv").read_text().splitlines()
     assert curve[0] == "iteration,loss"
     assert [int(line.split(",")[0]) for line in curve[1:]] == list(range(1, 13))
