@@ -34,11 +34,12 @@ import tempfile
 import time
 from pathlib import Path
 
-# As stages/train_scratch.py sets it, before torch loads OpenMP: the scratch
-# timings below are then what the stage gets.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# stages/__init__.py chooses how OpenMP's threads wait before torch loads
+# OpenMP, as it does for a stage: the scratch timings below are what the stage gets.
+import stages as _openmp_chosen  # noqa: F401
 
-import torch  # noqa: E402
+# isort: split
+import torch
 import yaml  # noqa: E402
 
 from benchmarks import notebook_loop  # noqa: E402

@@ -23,7 +23,7 @@ from stages.common import (
 )
 from stages.flatten import load_split_bytes
 from stages.params import load_params
-from stages.pixels import PixelMatrix
+from stages.pixels import PixelMatrix, class_major
 
 N_CLASSES = 10
 
@@ -48,8 +48,10 @@ def train(pixels, labels, lr, max_iter, tol, device="cpu", on_iteration=None):
     device = torch.device(device)
     X = design_matrix(pixels, device)
     y = labels.to(device)
-    result = softmax.gradient_descent(X, softmax.one_hot(y, N_CLASSES), lr, max_iter, tol,
-                                      on_iteration=on_iteration)
+    Y = softmax.one_hot(y, N_CLASSES)
+    if isinstance(X, PixelMatrix):
+        Y = class_major(Y)  # in the logits' layout, so that Y * log P keeps it
+    result = softmax.gradient_descent(X, Y, lr, max_iter, tol, on_iteration=on_iteration)
     # A count divided in Python: 0.8154333333333333, not float32's 0.8154333233833313.
     train_accuracy = (softmax.predict(X, result.Theta) == y).sum().item() / y.shape[0]
     return result, train_accuracy

@@ -25,23 +25,23 @@ def worst_relative_error(value, reference):
 def test_the_digits_add_up_to_every_integer_in_range_and_each_fits_int8():
     limit = pixels.FIXED_POINT_LIMIT
     q = torch.tensor([[-limit, -limit + 1, -32897, -32896, -129, -128, -1, 0],
-                      [1, 127, 128, 255, 256, 32896, limit - 1, limit]], dtype=torch.int32).T
+                      [1, 127, 128, 255, 256, 32896, limit - 1, limit]], dtype=torch.int32)
     digits = pixels.to_digits(q)
-    assert digits.dtype == torch.int8 and digits.shape == (8, 3 * 2 + 1)
-    assert (digits[:, -1] == 1).all()
-    weights = torch.tensor(pixels.DIGIT_WEIGHTS, dtype=torch.float64)
-    rebuilt = (digits[:, :-1].double().view(8, 2, 3) * weights).sum(dim=2) + pixels.DIGITS_OFFSET
+    assert digits.dtype == torch.int8 and digits.shape == (3 * 2 + 1, 8)
+    assert (digits[-1] == 1).all()
+    weights = torch.tensor(pixels.DIGIT_WEIGHTS, dtype=torch.float64).view(3, 1, 1)
+    rebuilt = (digits[:-1].double().view(3, 2, 8) * weights).sum(dim=0) + pixels.DIGITS_OFFSET
     assert torch.equal(rebuilt, q.double())
 
 
-def test_fixed_point_holds_each_column_to_float32s_precision():
-    values = torch.tensor([[1.0, -3e-7, 0.0], [-0.5, 1e-7, 0.0], [0.25, 2e-9, 0.0]])
+def test_fixed_point_holds_each_row_to_float32s_precision():
+    values = torch.tensor([[1.0, -3e-7, 0.0], [-0.5, 1e-7, 0.0], [0.25, 2e-9, 0.0]]).T
     q, scale = pixels.to_fixed_point(values)
     assert q.abs().max() <= pixels.FIXED_POINT_LIMIT
-    assert q[:, 2].eq(0).all() and scale[2] == 1  # a zero column stays zero
+    assert q[2].eq(0).all() and scale[2] == 1  # a zero row stays zero
     error = (q.double() * scale.double() - values.double()).abs()
-    assert (error <= scale.double()).all()  # at most one unit of the column's 24th bit
-    assert (scale[:2].double() <= values.abs().amax(dim=0)[:2].double() * 2.0**-22).all()
+    assert (error <= scale.double()).all()  # at most one unit of the row's 24th bit
+    assert (scale[:2].double() <= values.abs().amax(dim=1, keepdim=True)[:2].double() * 2.0**-22).all()
 
 
 @pytest.mark.parametrize("f", [1, 784])
@@ -76,6 +76,23 @@ def test_the_cross_entropy_gradient_is_the_closed_form_one():
     P = torch.softmax(X @ Theta.double().T, dim=1)
     assert loss.item() == pytest.approx(-(Y.double() * torch.log(P)).sum(dim=1).mean().item(), rel=1e-6)
     assert worst_relative_error(gradient, (P - Y.double()).T @ X / 300) < 1e-5
+
+
+def test_the_products_and_the_logits_gradient_are_laid_out_class_by_class(monkeypatch):
+    """The logits are the transpose of a (c, n) tensor; with Y so laid out, the gradient of the logits is too."""
+    pixel_bytes = random_pixels()
+    X = PixelMatrix(pixel_bytes)
+    Theta = torch.randn(10, 785, generator=torch.Generator().manual_seed(10))
+    logits = X @ Theta.T
+    assert logits.shape == (300, 10) and logits.T.is_contiguous()
+    Y = pixels.class_major(softmax.one_hot(torch.arange(300) % 10, 10))
+    assert torch.equal(Y, softmax.one_hot(torch.arange(300) % 10, 10)) and Y.T.is_contiguous()
+
+    seen = []
+    transposed_times = PixelMatrix.transposed_times
+    monkeypatch.setattr(PixelMatrix, "transposed_times", lambda self, G: seen.append(G) or transposed_times(self, G))
+    softmax.gradient(X, Theta, Y)
+    assert len(seen) == 1 and seen[0].T.is_contiguous()
 
 
 def test_a_slice_of_rows_is_those_rows_of_x():

@@ -61,6 +61,18 @@ def test_train_follows_the_closed_form_gradient():
     assert 0.2 < train_accuracy < 1  # learned something, and a count that can be wrong
 
 
+def test_on_the_cpu_y_is_laid_out_as_the_logits_are(monkeypatch):
+    """Y class by class, as PixelMatrix's products: Y * log P then keeps that layout, and so does its gradient."""
+    seen = []
+    descent = softmax.gradient_descent
+    monkeypatch.setattr(softmax, "gradient_descent", lambda X, Y, *args, **kwargs: seen.append(Y) or descent(
+        X, Y, *args, **kwargs))
+    images, labels = synthetic(100)
+    train_scratch.train(images, labels, lr=0.1, max_iter=2, tol=0.0, device="cpu")
+    (Y,) = seen
+    assert torch.equal(Y, softmax.one_hot(labels, N_CLASSES)) and Y.T.is_contiguous()
+
+
 def products_reading(X, run):
     """Row counts of the blocks of X that the matrix products of `run()` read (profiler events).
 
