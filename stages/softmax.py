@@ -28,10 +28,12 @@ def log_softmax(X, Theta):
     """(n, f), (c, f) -> (n, c) log-probabilities.
 
     Subtracting each row's largest logit changes nothing mathematically but
-    keeps exp() finite: exp(1000) overflows, exp(0) does not.
+    keeps exp() finite: exp(1000) overflows, exp(0) does not. To autograd
+    the shift is a constant (detach): it moves no probability, so its
+    gradient is zero and need not be taken.
     """
     logits = X @ Theta.T
-    shifted = logits - logits.max(dim=1, keepdim=True).values
+    shifted = logits - logits.amax(dim=1, keepdim=True).detach()
     return shifted - torch.log(torch.exp(shifted).sum(dim=1, keepdim=True))
 
 

@@ -114,7 +114,7 @@ BUGS = [
                '"iteration": range(1, result.iterations + 1)', '"iteration": range(result.iterations)',
                "tests/test_train_scratch.py::test_the_stage_measures_train_accuracy_on_the_training_split"),
     PlantedBug("softmax shift dropped", "stages/softmax.py",
-               "shifted = logits - logits.max(dim=1, keepdim=True).values", "shifted = logits",
+               "shifted = logits - logits.amax(dim=1, keepdim=True).detach()", "shifted = logits",
                "tests/test_divergence.py::test_gradient_descent_stops_at_the_first_diverged_iteration"),
     PlantedBug("the last block of rows forgotten in the gradient", "stages/softmax.py",
                "for start in range(0, n, block_rows):", "for start in range(0, n - block_rows, block_rows):",
