@@ -5,6 +5,7 @@ The reference is the code itself: each stage module's imports of the
 """
 
 import ast
+import hashlib
 import re
 from pathlib import Path
 
@@ -84,3 +85,16 @@ def test_the_import_walk_follows_imports_inside_functions_and_packages():
     assert "stages/softmax.py" not in evaluate and "stages/train_nn.py" not in evaluate
     # download's params come from stages.params, imported at the top; torchvision's lists inside functions.
     assert "stages/params.py" in code_of("stages.download")
+
+
+def test_the_committed_lock_holds_the_current_code_of_every_stage():
+    """dvc.lock's hash of each file a stage reads from the repository is the file's: a change lands with its lock.
+
+    A stale hash makes a fresh clone's `dvc repro` rewrite dvc.lock and
+    `dvc status` call the stage changed although nothing in it changed.
+    """
+    lock = yaml.safe_load((PROJECT_ROOT / "dvc.lock").read_text())
+    stale = [f"{name}: {dep['path']}" for name, stage in lock["stages"].items() for dep in stage["deps"]
+             if (PROJECT_ROOT / dep["path"]).is_file() and
+             hashlib.md5((PROJECT_ROOT / dep["path"]).read_bytes()).hexdigest() != dep["md5"]]
+    assert not stale, f"dvc.lock is stale for {stale}: run `dvc repro` and commit dvc.lock"
