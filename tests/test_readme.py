@@ -187,8 +187,19 @@ def test_exp_show_on_the_experiments_page_is_the_saved_sweep():
     """docs/experiments.md's `dvc exp show` rows: each experiment's accuracies are those of reports/sweep.csv."""
     block = section(read(EXPERIMENTS), "## Sweeps").split("$ dvc exp show", 1)[1].split("```", 1)[0]
     table = pd.read_csv(REPORTS / "sweep.csv").set_index("experiment")
-    rows = re.findall(r"\[([a-z]+-[a-z]+)\]\s+Success\s+([\d.]+)\s+[\d.]+\s+\d+\s+([\d.]+)", block)
+    # Experiment names: DVC's (piled-poof) or stages.sweep's (lr-0.3-epochs-15).
+    rows = re.findall(r"\[([\w.\-]+)\]\s+Success\s+([\d.]+)\s+[\d.]+\s+\d+\s+([\d.]+)", block)
     assert len(rows) >= 8, block
     for name, train_accuracy, test_accuracy in rows:
         assert float(train_accuracy) == pytest.approx(table.loc[name, "nn_train_accuracy"], abs=5e-6), name
         assert float(test_accuracy) == pytest.approx(table.loc[name, "nn_test_accuracy"], abs=5e-5), name
+
+
+def test_readmes_speed_figures_are_those_of_the_benchmarks_table():
+    """README's clean and lr-change `dvc repro` times are the ones docs/speed.md's benchmark table shows."""
+    readme = " ".join(read("README.md").split())
+    clean, lr_change = re.search(r"a clean `dvc repro` in ([\d.]+) s on 2 CPU cores, ([\d.]+) s after a learning-rate",
+                                 readme).groups()
+    speed = read("docs/speed.md")
+    assert re.search(rf"^\| `dvc repro`, clean, every stage .*\| {re.escape(clean)} s ", speed, re.M), clean
+    assert re.search(rf"^\| `dvc repro` after train_nn.lr -> .*\| {re.escape(lr_change)} s ", speed, re.M), lr_change
