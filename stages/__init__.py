@@ -4,10 +4,13 @@ import os
 
 # libgomp's busy-wait, in spins, before an idle thread sleeps (its default is 300,000).
 SPIN_COUNT = "30000"
+# Names the settings chosen here, so that a process started from this one
+# (dvc, then a stage) chooses again instead of taking them for the user's.
+CHOSEN = "FMNIST_OPENMP_CHOSEN"
 
 
-def openmp_waiting(environ, cores, loadavg):
-    """How OpenMP's idle threads wait in this process: the settings to add to `environ`.
+def choose_openmp_waiting(environ, cores, loadavg):
+    """Set in `environ` how OpenMP's idle threads wait in this process.
 
     Between two parallel steps of a gradient-descent iteration (dozens each)
     a worker thread either spins, ready at once, or sleeps and is woken
@@ -19,17 +22,18 @@ def openmp_waiting(environ, cores, loadavg):
     than there are `cores` (`loadavg`: /proc/loadavg's text, whose fourth
     field counts the running ones, this one included), and sleeps
     otherwise. A setting of the user's (OMP_WAIT_POLICY, GOMP_SPINCOUNT)
-    wins.
+    wins; one that a parent process chose here is chosen again.
     """
+    for name in environ.pop(CHOSEN, "").split():
+        environ.pop(name, None)
     if "OMP_WAIT_POLICY" in environ or "GOMP_SPINCOUNT" in environ:
-        return {}
+        return
     try:
         running = int(loadavg.split()[3].split("/")[0])
     except (AttributeError, IndexError, ValueError):
         running = cores  # unknown: as if every core were taken
-    if running < cores:
-        return {"GOMP_SPINCOUNT": SPIN_COUNT}
-    return {"OMP_WAIT_POLICY": "PASSIVE"}
+    settings = {"GOMP_SPINCOUNT": SPIN_COUNT} if running < cores else {"OMP_WAIT_POLICY": "PASSIVE"}
+    environ.update(settings, **{CHOSEN: " ".join(settings)})
 
 
 def _read_loadavg():
@@ -41,5 +45,5 @@ def _read_loadavg():
 
 
 # Read by OpenMP when torch loads: so set before any stage imports torch.
-os.environ.update(openmp_waiting(os.environ, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                                 else os.cpu_count() or 1, _read_loadavg()))
+choose_openmp_waiting(os.environ, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                      else os.cpu_count() or 1, _read_loadavg())
