@@ -194,23 +194,31 @@ def bench_scratch(train_set, reps, iterations=5):
 # --- repro: the real `dvc repro` in a temporary copy -------------------------------------------
 
 SHIM = '''#!{python} -S
-"""Stands in for `python` on PATH: runs the real one, then logs wall time, import time, peak memory."""
-import json, os, resource, subprocess, sys, time
+"""Stands in for `python` on PATH: runs the real one, then logs wall time, import time, peak memory.
+
+The child's stderr goes to a file, read once it has ended: this process
+sleeps meanwhile, so the stage sees the machine as it would without it
+(a reader of thousands of importtime lines would be a running process
+when the stage chooses how OpenMP's threads wait, stages/__init__.py).
+"""
+import json, os, resource, subprocess, sys, tempfile, time
 
 started = time.perf_counter()
-child = subprocess.Popen([{python!r}, "-X", "importtime", *sys.argv[1:]], stderr=subprocess.PIPE, text=True)
-import_us = 0
-for line in child.stderr:
-    if line.startswith("import time:"):
-        _, cumulative, name = line.split("|")
-        # Top-level imports only (nested ones are indented): their cumulative times add up.
-        if cumulative.strip().isdigit() and not name[1:].startswith(" "):
-            import_us += int(cumulative)
-    else:
-        sys.stderr.write(line)
-code = child.wait()
+with tempfile.TemporaryFile("w+") as err:
+    code = subprocess.call([{python!r}, "-X", "importtime", *sys.argv[1:]], stderr=err)
+    wall_s = time.perf_counter() - started
+    err.seek(0)
+    import_us = 0
+    for line in err:
+        if line.startswith("import time:"):
+            _, cumulative, name = line.split("|")
+            # Top-level imports only (nested ones are indented): their cumulative times add up.
+            if cumulative.strip().isdigit() and not name[1:].startswith(" "):
+                import_us += int(cumulative)
+        else:
+            sys.stderr.write(line)
 record = {{
-    "argv": sys.argv[1:], "returncode": code, "wall_s": time.perf_counter() - started,
+    "argv": sys.argv[1:], "returncode": code, "wall_s": wall_s,
     "import_s": import_us / 1e6, "peak_bytes": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024,
 }}
 with open(os.environ["BENCH_STAGE_LOG"], "a") as log:
