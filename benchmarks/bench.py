@@ -40,11 +40,11 @@ import stages as _openmp_chosen  # noqa: F401
 
 # isort: split
 import torch
-import yaml  # noqa: E402
+import yaml
 
-from benchmarks import notebook_loop  # noqa: E402
-from stages import flatten, softmax, train_nn, train_scratch  # noqa: E402
-from stages.common import configure_torch, resolve_device  # noqa: E402
+from benchmarks import notebook_loop
+from stages import flatten, softmax, train_nn, train_scratch
+from stages.common import configure_torch, resolve_device
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = PROJECT_ROOT / "data" / "fashion-mnist"

@@ -31,6 +31,7 @@ the gradient of the logits arrives already as the (c, n) rows that its
 fixed point and digits are made from.
 """
 
+import functools
 import sys
 
 import torch
@@ -74,14 +75,19 @@ def to_digits(q):
     return digits.bitwise_xor_(PIXEL_SHIFT).view(torch.int8)
 
 
-def from_digits(sums, q):
-    """(m, 3c + 1) int32 products of bytes and digits -> (c, m) float64 products of pixels (u = byte + 128) and q."""
-    c = q.shape[0]
-    # Sums column k * c + j weighs DIGIT_WEIGHTS[k] in class j; the bytes' sums weigh DIGITS_OFFSET in each.
-    weights = torch.zeros(c, DIGITS * c + 1, dtype=torch.float64, device=sums.device)
+@functools.cache
+def _digit_weights(c, device):
+    """(c, 3c + 1) float64: sums column k * c + j weighs DIGIT_WEIGHTS[k] in class j, the bytes' sums DIGITS_OFFSET."""
+    weights = torch.zeros(c, DIGITS * c + 1, dtype=torch.float64, device=device)
     for k, weight in enumerate(DIGIT_WEIGHTS):
         weights[:, k * c:(k + 1) * c].fill_diagonal_(weight)
     weights[:, -1] = DIGITS_OFFSET
+    return weights
+
+
+def from_digits(sums, q):
+    """(m, 3c + 1) int32 products of bytes and digits -> (c, m) float64 products of pixels (u = byte + 128) and q."""
+    weights = _digit_weights(q.shape[0], sums.device)
     pixel_shift_sums = PIXEL_SHIFT * q.sum(dim=1, keepdim=True, dtype=torch.int64).double()
     # Integers below 2**53: float64 adds them exactly, in any order.
     return torch.addmm(pixel_shift_sums, weights, sums.double().T)

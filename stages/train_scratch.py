@@ -32,7 +32,7 @@ def design_matrix(pixels, device):
     """(N, 784) uint8 pixels -> X = [1, pixels / 255], (N, 785).
 
     On the CPU a PixelMatrix: the same numbers, its products exact in
-    integers and an iteration about 1.7x as fast. Elsewhere (CUDA) float32,
+    integers and an iteration 1.5x to 2x as fast (docs/speed.md). Elsewhere (CUDA) float32,
     as the notebook has it.
     """
     if device.type == "cpu":
