@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 
 import pytest
+import yaml
 from conftest import PROJECT_ROOT
 from packaging.markers import Marker
 from packaging.requirements import Requirement
@@ -243,3 +244,9 @@ def test_the_locks_hold_every_dependency_of_what_they_lock_on_this_platform():
                    for extra in ["", *requirement.extras]):
                 queue.append((dependency, name))
     assert missing == []
+
+
+def test_pre_commit_runs_the_ruff_that_the_dev_lock_pins():
+    repos = yaml.safe_load(read(".pre-commit-config.yaml"))["repos"]
+    ruff_revs = [repo["rev"] for repo in repos if repo["repo"] == "https://github.com/astral-sh/ruff-pre-commit"]
+    assert ruff_revs == [f"v{version}" for version in versions(read("requirements-dev.txt"))["ruff"]]
