@@ -167,6 +167,15 @@ BUGS = [
     PlantedBug("links inside code checked as links", "tests/test_docs.py",
                '    return re.sub(r"`[^`\\n]*`", "", prose)\n', "    return prose\n",
                "tests/test_docs.py::test_a_broken_link_or_anchor_is_found"),
+    PlantedBug("numpy's pin moved in requirements.in, the lock not made again", "requirements.in",
+               "numpy==2.4.6\n", "numpy==2.4.7\n",
+               "tests/test_requirements.py::test_each_lock_holds_every_package_of_its_input_file_at_the_version_it_pins"),
+    PlantedBug("torch's hashes cut off from its pin", "requirements.txt",
+               "torch==2.14.1 \\\n", "torch==2.14.1\n",
+               "tests/test_requirements.py::test_every_package_of_each_lock_is_pinned_with_its_hashes"),
+    PlantedBug("triton's Linux marker dropped", "requirements.txt",
+               "triton==3.8.0 ; python_full_version < '3.15' and sys_platform == 'linux' \\\n", "triton==3.8.0 \\\n",
+               "tests/test_requirements.py::test_the_cuda_packages_carry_a_marker_that_keeps_them_off_macos_and_windows"),
 ]
 
 
