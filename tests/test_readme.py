@@ -208,6 +208,13 @@ def test_readmes_loop_works_in_a_fresh_clone_on_another_cpu(tmp_path):
 
     run_readmes_loop(project)
 
+    # HEAD's plot data comes from git too: `dvc plots diff HEAD` draws both revisions' curves.
+    plots = json.loads(dvc(project, "plots", "diff", "HEAD", "--json").stdout)
+    history = plots["data"]["metrics/train_nn_history.csv"][0]["content"]["data"]["values"]
+    head_epochs = [row for row in history if row["rev"] == "HEAD"]
+    assert len(head_epochs) == yaml.safe_load((project / "params.yaml").read_text())["train_nn"]["epochs"]
+    assert "errors" not in plots, plots.get("errors")
+
 
 @pytest.mark.slow
 def test_the_sweep_rows_with_the_default_settings_are_the_default_run(default_run):
