@@ -304,8 +304,9 @@ def test_readmes_speed_figures_are_those_of_the_benchmarks_table():
         r"a clean `dvc repro` in ([\d.]+) s on (\d+) CPU cores, ([\d.]+) s after a learning-rate", readme).groups()
     machine = BENCHMARK.read_text(encoding="utf-8").splitlines()[0] if BENCHMARK.is_file() else ""
     assert f", {cores} CPUs," in machine, f"README says {cores} cores; reports/benchmark.md ran on: {machine}"
-    assert benchmark_row("`dvc repro`, clean, every stage").startswith(f"{clean} s"), clean
-    assert benchmark_row("`dvc repro` after train_nn.lr").startswith(f"{lr_change} s"), lr_change
+    for label, shown in (("`dvc repro`, clean, every stage", clean), ("`dvc repro` after train_nn.lr", lr_change)):
+        measured = benchmark_row(label)
+        assert measured.startswith(f"{shown} s"), f"README says {shown} s; reports/benchmark.md: {label}: {measured}"
 
 
 def test_the_reference_gives_the_defaults_of_params_yaml():
