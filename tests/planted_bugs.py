@@ -179,6 +179,15 @@ BUGS = [
     PlantedBug("links inside code checked as links", "tests/test_docs.py",
                '    return re.sub(r"`[^`\\n]*`", "", prose)\n', "    return prose\n",
                "tests/test_docs.py::test_a_broken_link_or_anchor_is_found"),
+    PlantedBug("weight images drawn transposed", "stages/figures.py",
+               "weight_row.reshape(IMAGE_SIDE, IMAGE_SIDE)", "weight_row.reshape(IMAGE_SIDE, IMAGE_SIDE).T",
+               "tests/test_figures.py::test_weights_figure_draws_each_class_row_as_its_28_by_28_image"),
+    PlantedBug("weight images' colour scale not centred on zero", "stages/figures.py",
+               "np.percentile(np.abs(matrix), WEIGHT_PERCENTILE)", "np.percentile(matrix, WEIGHT_PERCENTILE)",
+               "tests/test_figures.py::test_weights_figure_draws_each_class_row_as_its_28_by_28_image"),
+    PlantedBug("the weights drawn without the last pixel, not the intercept", "stages/evaluate.py",
+               '"scratch": scratch_model["Theta"][:, 1:]', '"scratch": scratch_model["Theta"][:, :-1]',
+               "tests/test_figures.py::test_class_weights_leave_out_the_scratch_models_intercept_column"),
 ]
 
 

@@ -22,7 +22,6 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # conftest, when run as a script
 from conftest import PROJECT_ROOT, commit, dvc_env, run  # noqa: E402
+from planted_bugs import tracked_copy  # noqa: E402
 
 NOTEBOOK = Path("notebooks") / "aula03_softmax.ipynb"
 EXECUTION_TIMEOUT_S = 600  # a cell's limit; the whole notebook takes a few minutes
@@ -78,17 +78,11 @@ def code_cells(notebook):
 
 
 def fresh_project(destination):
-    """A fresh git repository holding what a clone would: the files git tracks here (the notebook too), no outputs.
+    """A fresh git repository holding what a clone would: the files git tracks here, no outputs.
 
-    The files are copied from the working tree, uncommitted edits included.
+    The files are copied from the working tree, uncommitted edits and new files included.
     """
-    listed = subprocess.run(["git", "ls-files", "-z"], cwd=PROJECT_ROOT, capture_output=True, check=True).stdout
-    destination = Path(destination)
-    for relative in {*filter(None, listed.decode().split("\0")), str(NOTEBOOK)}:
-        source = PROJECT_ROOT / relative
-        if source.is_file():  # not deleted in the working tree
-            (destination / relative).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, destination / relative)
+    tracked_copy(destination)
     run(destination, "git", "init", "-q", "-b", "main")
     commit(destination, "project")
     return destination
