@@ -20,13 +20,14 @@ work slows both sides alike:
            clean runs, the wall time, the part of it spent importing
            modules, and peak memory.
 
-A benchmark, not a test: nothing here fails because a machine is slow; the
-last column says whether each target was met on this machine, this time.
+A benchmark, not a test: nothing here fails because a machine is slow. The
+table's first line names the machine it ran on.
 """
 
 import argparse
 import json
 import os
+import platform
 import statistics
 import subprocess
 import sys
@@ -34,16 +35,11 @@ import tempfile
 import time
 from pathlib import Path
 
-# stages/__init__.py chooses how OpenMP's threads wait before torch loads
-# OpenMP, as it does for a stage: the scratch timings below are what the stage gets.
-import stages as _openmp_chosen  # noqa: F401
-
-# isort: split
 import torch
 import yaml
 
 from benchmarks import notebook_loop
-from stages import flatten, softmax, train_nn, train_scratch
+from stages import flatten, softmax, train_nn
 from stages.common import configure_torch, resolve_device
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -51,19 +47,9 @@ BUNDLED = PROJECT_ROOT / "data" / "fashion-mnist"
 FLAT = PROJECT_ROOT / "data" / "flat"
 # The notebook's settings; the repro section uses the project's params.yaml instead.
 SEED, LR, MOMENTUM, BATCH_SIZE, SCRATCH_LR = 20190187, 0.1, 0.5, 50, 0.1
-BLOCK_ROWS = 4000  # scratch: rows per block for the blocked variant of the iteration (12.6 MB of X)
 GB = 1e9
 DEFAULT_THREADS = torch.get_num_threads()  # before configure_torch changes it
 
-TARGETS = {
-    "epoch_speedup": 10.0,      # the stage's epoch at least this many times faster than the notebook's
-    "scratch_floor_ratio": 1.3,  # one iteration at most this many times one pass over X's bytes
-    "clean_repro_s": 20.0,
-    "lr_change_repro_s": 7.0,
-    "epochs_change_repro_s": 7.0,
-    "noop_repro_s": 2.0,
-    "stage_peak_bytes": 1.5 * GB,
-}
 
 
 def load_data(workdir):
@@ -143,18 +129,14 @@ def bench_scratch(train_set, reps, iterations=5):
 
     The pass is X.sum(): it reads every byte of X once and does almost no
     arithmetic, so it is what one read of the training matrix costs here.
-    The pair is X @ Theta.T and the gradient's (c, n) @ (n, f) product over
-    the whole of X in float32, the arithmetic that a float32 iteration
-    cannot do without. The stage's iteration multiplies X's bytes instead
-    (stages/pixels.py); the float32 iteration, whole and in blocks, is
-    measured beside it.
+    The pair is X @ Theta.T and the gradient's (c, n) @ (n, f) product, the
+    arithmetic that an iteration cannot do without. The iteration is
+    stages/softmax.gradient_descent's, as train_scratch runs it.
     """
     torch.set_num_threads(DEFAULT_THREADS)
     stage_threads = configure_torch()  # what stages/train_scratch.main sets
     images, labels = train_set
     X = softmax.add_intercept(images)
-    # images is uint8 / 255 in float32: times 255, rounded, it is the bytes again.
-    stage_X = train_scratch.design_matrix(torch.round(images * 255).to(torch.uint8), torch.device("cpu"))
     Y = softmax.one_hot(labels, train_nn.N_CLASSES)
     Theta = torch.randn(Y.shape[1], X.shape[1], generator=torch.Generator().manual_seed(0)) * 0.01
 
@@ -167,24 +149,21 @@ def bench_scratch(train_set, reps, iterations=5):
             logits = X @ Theta.T  # the forward pass
             logits.T @ X          # the gradient's product
 
-    def descent(block_rows=None, X=X):
-        result = softmax.gradient_descent(X, Y, SCRATCH_LR, max_iter=iterations, tol=0.0, block_rows=block_rows)
+    def descent():
+        result = softmax.gradient_descent(X, Y, SCRATCH_LR, max_iter=iterations, tol=0.0)
         assert result.iterations == iterations, "the benchmark needs every iteration to run"
 
     results = []
     for threads in sorted({1, stage_threads}):
         torch.set_num_threads(threads)
-        one_pass(), products(), descent(), descent(BLOCK_ROWS), descent(None, stage_X)
-        pass_times, product_times, float_times, block_times, iteration_times = [], [], [], [], []
+        one_pass(), products(), descent()
+        pass_times, product_times, iteration_times = [], [], []
         for _ in range(reps):
             pass_times.append(timed(one_pass)[0] / iterations)
             product_times.append(timed(products)[0] / iterations)
-            float_times.append(timed(descent)[0] / iterations)
-            block_times.append(timed(descent, BLOCK_ROWS)[0] / iterations)
-            iteration_times.append(timed(descent, None, stage_X)[0] / iterations)
+            iteration_times.append(timed(descent)[0] / iterations)
         results.append({
             "iteration_s": statistics.median(iteration_times), "products_s": statistics.median(product_times),
-            "float_iteration_s": statistics.median(float_times), "blocks_s": statistics.median(block_times),
             "pass_s": statistics.median(pass_times), "bytes": X.numel() * X.element_size(),
             "threads": threads, "stage_threads": stage_threads, "shape": tuple(X.shape),
         })
@@ -197,9 +176,7 @@ SHIM = '''#!{python} -S
 """Stands in for `python` on PATH: runs the real one, then logs wall time, import time, peak memory.
 
 The child's stderr goes to a file, read once it has ended: this process
-sleeps meanwhile, so the stage sees the machine as it would without it
-(a reader of thousands of importtime lines would be a running process
-when the stage chooses how OpenMP's threads wait, stages/__init__.py).
+sleeps meanwhile, so the stage has the machine as it would without it.
 """
 import json, os, resource, subprocess, sys, tempfile, time
 
@@ -286,43 +263,29 @@ def bench_repro(workdir, lr_change, epochs_change, reps):
 # --- the table ---------------------------------------------------------------------------------
 
 def table(epochs, scratch, repro):
-    rows = [("what", "measured", "target", "met")]
-
-    def met(ok):
-        return "yes" if ok else "**no**"
-
+    rows = [("what", "measured")]
     if epochs:
-        speedup = epochs["notebook_s"] / epochs["stage_s"]
-        cpu_speedup = epochs["notebook_cpu_s"] / epochs["stage_cpu_s"]
         rows += [
             ("notebook loop (DataLoader, ToTensor), one epoch, 1 thread",
-             f"{epochs['notebook_s']:.3f} s (CPU {epochs['notebook_cpu_s']:.3f} s)", "", ""),
+             f"{epochs['notebook_s']:.3f} s (CPU {epochs['notebook_cpu_s']:.3f} s)"),
             ("stages/train_nn.train, one epoch with its metrics, 1 thread",
              f"{epochs['stage_s']:.3f} s (CPU {epochs['stage_cpu_s']:.3f} s): "
-             f"{speedup:.1f}x faster (CPU {cpu_speedup:.1f}x)",
-             f">= {TARGETS['epoch_speedup']:.0f}x faster", met(speedup >= TARGETS["epoch_speedup"])),
+             f"{epochs['notebook_s'] / epochs['stage_s']:.1f}x faster "
+             f"(CPU {epochs['notebook_cpu_s'] / epochs['stage_cpu_s']:.1f}x)"),
         ]
     for result in scratch or []:
         n, f = result["shape"]
         threads = f"{result['threads']} thread" + ("s" if result["threads"] > 1 else "")
         if result["threads"] == result["stage_threads"]:
             threads += ", as the stage"
-        floor_ratio = result["iteration_s"] / result["pass_s"]
         rows += [
-            (f"scratch: one pass over X's bytes (X.sum(), {n}x{f} float32, {result['bytes'] / 1e6:.0f} MB), {threads}",
-             f"{result['pass_s'] * 1e3:.1f} ms ({result['bytes'] / result['pass_s'] / GB:.1f} GB/s)", "", ""),
+            (f"scratch: one pass over X (X.sum(), {n}x{f} float32, {result['bytes'] / 1e6:.0f} MB), {threads}",
+             f"{result['pass_s'] * 1e3:.1f} ms ({result['bytes'] / result['pass_s'] / GB:.1f} GB/s)"),
             (f"scratch: X @ Theta.T and the gradient's product over all of X, {threads}",
-             f"{result['products_s'] * 1e3:.1f} ms ({result['products_s'] / result['pass_s']:.2f}x the pass)", "", ""),
-            (f"scratch: one gradient-descent iteration in float32, {threads}",
-             f"{result['float_iteration_s'] * 1e3:.1f} ms: {result['float_iteration_s'] / result['pass_s']:.2f}x "
-             f"the pass, {result['float_iteration_s'] / result['products_s']:.2f}x the products", "", ""),
-            (f"scratch: the float32 iteration in blocks of {BLOCK_ROWS} rows (not used by the stage), {threads}",
-             f"{result['blocks_s'] * 1e3:.1f} ms ({result['blocks_s'] / result['float_iteration_s']:.2f}x "
-             "the whole batch's)", "", ""),
-            (f"scratch: one gradient-descent iteration as the stage runs it (X's bytes in integers), {threads}",
-             f"{result['iteration_s'] * 1e3:.1f} ms: {floor_ratio:.2f}x the pass, "
-             f"{result['float_iteration_s'] / result['iteration_s']:.2f}x faster than float32",
-             f"<= {TARGETS['scratch_floor_ratio']}x the pass", met(floor_ratio <= TARGETS["scratch_floor_ratio"])),
+             f"{result['products_s'] * 1e3:.1f} ms ({result['products_s'] / result['pass_s']:.2f}x the pass)"),
+            (f"scratch: one gradient-descent iteration, {threads}",
+             f"{result['iteration_s'] * 1e3:.1f} ms: {result['iteration_s'] / result['pass_s']:.2f}x "
+             f"the pass, {result['iteration_s'] / result['products_s']:.2f}x the products"),
         ]
     if repro:
         median, stages, reps = repro["median"], repro["stages"], repro["reps"]
@@ -332,38 +295,43 @@ def table(epochs, scratch, repro):
             return f"{median[kind]:.1f} s" + (f" ({min(times):.1f} to {max(times):.1f})" if reps > 1 else "")
 
         rows += [
-            (f"`dvc repro`, clean, every stage (median of {reps})", spread("clean"),
-             f"<= {TARGETS['clean_repro_s']:.0f} s", met(median["clean"] <= TARGETS["clean_repro_s"])),
+            (f"`dvc repro`, clean, every stage (median of {reps})", spread("clean")),
             (f"`dvc repro` after train_nn.lr -> {repro['lr_change']}",
-             f"{spread('lr')}, ran {', '.join(stages['lr'])}",
-             f"<= {TARGETS['lr_change_repro_s']:.0f} s", met(median["lr"] <= TARGETS["lr_change_repro_s"])),
+             f"{spread('lr')}, ran {', '.join(stages['lr'])}"),
             (f"`dvc repro` after train_nn.epochs -> {repro['epochs_change']}",
-             f"{spread('epochs')}, ran {', '.join(stages['epochs'])}",
-             f"<= {TARGETS['epochs_change_repro_s']:.0f} s",
-             met(median["epochs"] <= TARGETS["epochs_change_repro_s"])),
-            ("`dvc repro` with nothing to do", f"{spread('noop')}, {len(stages['noop'])} stages ran",
-             f"<= {TARGETS['noop_repro_s']:.0f} s", met(median["noop"] <= TARGETS["noop_repro_s"] and
-                                                       not stages["noop"])),
+             f"{spread('epochs')}, ran {', '.join(stages['epochs'])}"),
+            ("`dvc repro` with nothing to do", f"{spread('noop')}, {len(stages['noop'])} stages ran"),
         ]
         for name, record in repro["per_stage"].items():
             rows.append((
                 f"stage {name} (clean): wall, of which imports; peak memory",
                 f"{record['wall_s']:.1f} s, {record['import_s']:.2f} s; {record['peak_bytes'] / GB:.2f} GB",
-                f"peak <= {TARGETS['stage_peak_bytes'] / GB} GB",
-                met(record["peak_bytes"] <= TARGETS["stage_peak_bytes"] and record["returncode"] == 0),
             ))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    widths = [max(len(row[i]) for row in rows) for i in range(2)]
     lines = ["| " + " | ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) + " |"
              for row in rows]
     lines.insert(1, "|" + "|".join("-" * (width + 2) for width in widths) + "|")
     return "\n".join(lines)
 
 
+def cpu_model():
+    """The CPU's model name as Linux reports it, else what the platform module knows."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def machine_line(load_before):
     load_after = os.getloadavg()[0]
     shared = max(load_before, load_after) > os.cpu_count()
     return (
-        f"{os.cpu_count()} CPUs, torch {torch.__version__}; load average {load_before:.1f} at the start, "
+        f"{cpu_model()}, {os.cpu_count()} CPUs, torch {torch.__version__}; "
+        f"load average {load_before:.1f} at the start, "
         f"{load_after:.1f} at the end" + (": above the CPU count, other work shared the machine" if shared else "")
     )
 

@@ -2,7 +2,7 @@
 
 DVC's own page loads vega, vega-lite and vega-embed from a CDN, so offline
 it shows blank boxes. This template carries the three libraries inline,
-taken from the bundle that vl-convert-python (pinned in requirements.txt)
+taken from the bundle that vl-convert-python (pinned in requirements-dev.txt)
 ships, and leaves out DVC's `{scripts}` slot, so no CDN tag is ever added.
 
     dvc plots show --html-template plots/offline.html    # once

@@ -96,8 +96,7 @@ def load_split_arrays(flat_dir, split):
     """(N, 784) float32 pixels in [0, 1] and (N,) int64 labels, as numpy arrays.
 
     The one place pixels are scaled: uint8 / 255 in float32, exactly what the
-    notebook's ToTensor computes (train_scratch's PixelMatrix divides by 255
-    inside its products instead).
+    notebook's ToTensor computes.
     """
     images, labels = load_split_raw(flat_dir, split)
     # One pass: each byte is made float32 and divided as it is read (3x faster than a copy, then /=).
@@ -111,14 +110,6 @@ def load_split(flat_dir, split):
 
     images, labels = load_split_arrays(flat_dir, split)
     return torch.from_numpy(images), torch.from_numpy(labels)
-
-
-def load_split_bytes(flat_dir, split):
-    """(N, 784) uint8 pixels and (N,) int64 labels as torch tensors, unscaled."""
-    import torch
-
-    images, labels = load_split_raw(flat_dir, split)
-    return torch.from_numpy(np.ascontiguousarray(images)), torch.from_numpy(labels.astype(np.int64))
 
 
 def load_array(path):

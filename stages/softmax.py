@@ -52,28 +52,12 @@ def cross_entropy(X, Theta, Y):
     return -(Y * log_softmax(X, Theta)).sum(dim=1).mean()
 
 
-def gradient(X, Theta, Y, block_rows=None):
-    """Mean cross-entropy and its gradient d/d Theta by autograd: a scalar and (c, f), = (P - Y)^T X / n.
-
-    With `block_rows`, the rows go through in blocks of that many: each
-    block's forward pass and backward pass follow each other, while the
-    block is still in the cache, and the mean over all n rows is the sum of
-    each block's share (its mean times rows / n). By default all rows are
-    one block: measured, on 2 threads blocks were slower, their products
-    being too small to share between threads (docs/speed.md).
-    """
+def gradient(X, Theta, Y):
+    """Mean cross-entropy and its gradient d/d Theta by autograd: a scalar and (c, f), = (P - Y)^T X / n."""
     Theta = Theta.detach().requires_grad_(True)
-    n = X.shape[0]
-    block_rows = block_rows or n
-    loss = torch.zeros((), dtype=Theta.dtype, device=Theta.device)
-    grad = torch.zeros_like(Theta)
-    for start in range(0, n, block_rows):
-        rows = slice(start, start + block_rows)
-        block_loss = cross_entropy(X[rows], Theta, Y[rows]) * (X[rows].shape[0] / n)
-        (block_grad,) = torch.autograd.grad(block_loss, Theta)
-        loss += block_loss.detach()
-        grad += block_grad
-    return loss, grad
+    loss = cross_entropy(X, Theta, Y)
+    (grad,) = torch.autograd.grad(loss, Theta)
+    return loss.detach(), grad
 
 
 def predict(X, Theta):
@@ -95,7 +79,7 @@ class Descent:
         return len(self.loss_history)
 
 
-def gradient_descent(X, Y, lr, max_iter, tol, divergence_factor=10.0, on_iteration=None, block_rows=None):
+def gradient_descent(X, Y, lr, max_iter, tol, divergence_factor=10.0, on_iteration=None):
     """Full-batch gradient descent from Theta = 0, as the notebook's gd().
 
     Stops when the loss changes by at most `tol` between two iterations
@@ -104,14 +88,13 @@ def gradient_descent(X, Y, lr, max_iter, tol, divergence_factor=10.0, on_iterati
     (diverged; Theta is then the last finite one).
     The notebook starts from ones: any constant start gives every class the
     same logit, so both starts are the same model. `on_iteration(loss)`, if
-    given, is called with each iteration's loss (for a progress display);
-    `block_rows` is gradient()'s.
+    given, is called with each iteration's loss (for a progress display).
     """
     Theta = torch.zeros(Y.shape[1], X.shape[1], dtype=X.dtype, device=X.device)
     result = Descent(Theta)
     previous_loss = None
     for _ in range(max_iter):
-        loss, grad = gradient(X, Theta, Y, block_rows)
+        loss, grad = gradient(X, Theta, Y)
         loss = loss.item()
         result.loss_history.append(loss)
         if on_iteration:

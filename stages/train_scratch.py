@@ -1,8 +1,8 @@
 """Stage `train_scratch`: the notebook's softmax regression from scratch, on Fashion-MNIST.
 
 Full-batch gradient descent on the 60,000 flattened training images with an
-intercept column, gradients by autograd (stages/softmax.py). On the CPU, X is
-held as its bytes and multiplied exactly in integers (stages/pixels.py).
+intercept column, X = [1, pixels / 255] in float32, gradients by autograd
+(stages/softmax.py), as the notebook has it.
 """
 
 import argparse
@@ -21,36 +21,21 @@ from stages.common import (
     write_csv,
     write_json,
 )
-from stages.flatten import load_split_bytes
+from stages.flatten import load_split
 from stages.params import load_params
-from stages.pixels import PixelMatrix, class_major
 
 N_CLASSES = 10
 
 
-def design_matrix(pixels, device):
-    """(N, 784) uint8 pixels -> X = [1, pixels / 255], (N, 785).
-
-    On the CPU a PixelMatrix: the same numbers, its products exact in
-    integers and an iteration 1.5x to 2x as fast (docs/speed.md). Elsewhere (CUDA) float32,
-    as the notebook has it.
-    """
-    if device.type == "cpu":
-        return PixelMatrix(pixels)
-    return softmax.add_intercept(pixels.to(device).float() / 255)
-
-
 def train(pixels, labels, lr, max_iter, tol, device="cpu", on_iteration=None):
-    """(N, 784) uint8 pixels, (N,) labels -> (Descent result, training accuracy).
+    """(N, 784) float32 pixels in [0, 1], (N,) labels -> (Descent result, training accuracy).
 
     `on_iteration(loss)` is called after each iteration's loss (progress).
     """
     device = torch.device(device)
-    X = design_matrix(pixels, device)
+    X = softmax.add_intercept(pixels.to(device))
     y = labels.to(device)
     Y = softmax.one_hot(y, N_CLASSES)
-    if isinstance(X, PixelMatrix):
-        Y = class_major(Y)  # in the logits' layout, so that Y * log P keeps it
     result = softmax.gradient_descent(X, Y, lr, max_iter, tol, on_iteration=on_iteration)
     # A count divided in Python: 0.8154333333333333, not float32's 0.8154333233833313.
     train_accuracy = (softmax.predict(X, result.Theta) == y).sum().item() / y.shape[0]
@@ -82,7 +67,7 @@ def main(argv=None):
     params = load_params("train_scratch")["train_scratch"]
     threads = configure_torch()
     device = resolve_device(params["device"])
-    pixels, labels = load_split_bytes(args.data, "train")
+    pixels, labels = load_split(args.data, "train")
 
     started = time.perf_counter()
     # Iteration, loss and rate on stderr while it runs: on a terminal a bar, in a log a line every few seconds.

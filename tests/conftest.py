@@ -24,7 +24,7 @@ pytest_plugins = ["pytester"]  # tests/test_fixtures.py runs pytest on small tes
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 COPIED = ["dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore",
-          "stages", "plots", "data/fashion-mnist"]
+          "stages", "plots", "data/fashion-mnist", "data/.gitignore", "data/models/.gitignore"]
 # Small settings for tests that check the pipeline's mechanics, not its accuracy.
 FAST_PARAMS = {"train_scratch.max_iter": 5, "train_nn.epochs": 1}
 
@@ -122,10 +122,6 @@ def set_params(project, changes):
 
 
 def commit(project, message="test"):
-    # --renormalize reads every tracked file again. DVC's autostage rewrites
-    # git's index and can leave a file edited to the same size (lr 0.1 -> 0.2)
-    # with its new timestamp but its old content, which plain `git add` skips.
-    run(project, "git", "add", "--renormalize", ".")
     run(project, "git", "add", "-A")
     run(project, "git", "commit", "-qm", message, "--allow-empty")
 
@@ -167,10 +163,13 @@ def origin_with_remote(template, root, remote="storage"):
     return origin
 
 
-def make_project(destination, params=None):
-    """A fresh git repository holding a copy of the project, committed, nothing run yet."""
+def make_project(destination, params=None, extra=()):
+    """A fresh git repository holding a copy of the project, committed, nothing run yet.
+
+    `extra`: more of the project's paths to copy ("dvc.lock", "metrics": what HEAD ran).
+    """
     destination = Path(destination)
-    for relative in COPIED:
+    for relative in [*COPIED, *extra]:
         source = PROJECT_ROOT / relative
         target = destination / relative
         target.parent.mkdir(parents=True, exist_ok=True)

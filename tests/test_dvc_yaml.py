@@ -98,3 +98,19 @@ def test_the_committed_lock_holds_the_current_code_of_every_stage():
              if (PROJECT_ROOT / dep["path"]).is_file() and
              hashlib.md5((PROJECT_ROOT / dep["path"]).read_bytes()).hexdigest() != dep["md5"]]
     assert not stale, f"dvc.lock is stale for {stale}: run `dvc repro` and commit dvc.lock"
+
+
+def test_metrics_plots_and_reports_live_in_git_and_models_in_the_dvc_cache():
+    """Every output under metrics/ is `cache: false` (any clone diffs against any commit); the models are cached."""
+    declared = {}
+    for stage in stages_of(PROJECT_ROOT / "dvc.yaml").values():
+        for kind in ("outs", "metrics", "plots"):
+            for entry in stage.get(kind, []):
+                path, options = next(iter(entry.items())) if isinstance(entry, dict) else (entry, {})
+                declared[path] = (options or {}).get("cache", True)
+    under_metrics = {path: cached for path, cached in declared.items() if path.startswith("metrics/")}
+    assert {"metrics/evaluate.json", "metrics/train_nn_history.csv", "metrics/figures"} <= set(under_metrics)
+    assert [path for path, cached in under_metrics.items() if cached] == []
+    assert all(cached for path, cached in declared.items() if not path.startswith("metrics/")), declared
+    # git holds them: nothing under metrics/ is ignored
+    assert not (PROJECT_ROOT / "metrics" / ".gitignore").exists()

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import PROJECT_ROOT, copy_project, dvc, dvc_env, set_params
+from conftest import PROJECT_ROOT, commit, copy_project, dvc, dvc_env, make_project, run, set_params, stages_run
 from pages import PAGES, README, README_PT_BR, console_sessions, read, section
 
 from stages import flatten, sweep_report, train_nn
@@ -132,10 +132,65 @@ def test_printed_as_shown_reads_dots_as_any_lines_and_nothing_else():
     assert not printed_as_shown(printed, ["Stage 'a' didn't change", "...", "Running stage 'd':"])
 
 
-@pytest.mark.slow
-def test_readmes_everyday_loop_prints_what_readme_shows(default_template, tmp_path):
-    """README's "Change one thing and compare", run in a copy of the default run: each command prints what it shows."""
-    project = copy_project(default_template, tmp_path / "project")
+def table_rows(lines):
+    """{first cells: the row's numbers} of a table as DVC prints it (cells apart by two spaces or more)."""
+    rows = [re.split(r"\s{2,}", line.strip()) for line in lines if line.strip()]
+    header, *body = rows
+    keys = 2 if header[:2] == ["Path", "Metric"] or header[:2] == ["Path", "Param"] else 1
+    return header, {tuple(row[:keys]): row[keys:] for row in body}
+
+
+def same_to_the_digits_shown(printed, shown, units=2):
+    """True when `printed` is `shown`, or both are numbers at most `units` of `shown`'s last digit apart.
+
+    A float from another CPU can differ in its last bits, which may move
+    the last digit that DVC prints (README promises the digits that hold).
+    """
+    if printed == shown:
+        return True
+    try:
+        decimals = len(shown.split(".")[1]) if "." in shown else 0
+        return abs(float(printed) - float(shown)) <= units * 10.0 ** -decimals + 1e-12
+    except ValueError:
+        return False
+
+
+def assert_table_as_shown(printed, shown, where):
+    """A table DVC printed against README's: the same rows, in any order, the same numbers to the digits shown.
+
+    HEAD's column is read from git and must be the very digits. A metric
+    that moved only past the digits shown (another CPU) may add a row whose
+    change reads 0.0 (or -0.0).
+    """
+    printed_header, printed_rows = table_rows(printed.splitlines())
+    shown_header, shown_rows = table_rows(shown)
+    assert printed_header == shown_header, f"{where}\n{printed}"
+    assert set(shown_rows) <= set(printed_rows), f"{where}: rows missing\n{printed}"
+    for key in set(printed_rows) - set(shown_rows):
+        assert printed_rows[key][-1] in ("0.0", "-0.0"), f"{where}: a row README does not show: {key}\n{printed}"
+    for key, cells in shown_rows.items():
+        got = printed_rows[key]
+        assert len(got) == len(cells) and got[0] == cells[0], f"{where}: {key}\n{printed}"
+        assert all(same_to_the_digits_shown(a, b) for a, b in zip(got[1:], cells[1:], strict=True)), \
+            f"{where}: {key} printed {got}, README shows {cells}\n{printed}"
+
+
+def test_a_table_compares_heads_digits_exactly_and_the_run_to_the_digits_shown():
+    shown = ["Path  Metric  HEAD  workspace  Change", "m.json  nn.accuracy  0.8411   0.8436   0.0025"]
+    assert_table_as_shown("Path  Metric  HEAD  workspace  Change\nm.json  nn.accuracy  0.8411  0.8437  0.0026\n"
+                          "m.json  scratch.final_loss  0.57481  0.57481  0.0\n", shown, "ok")
+    for wrong in ("m.json  nn.accuracy  0.8412  0.8436  0.0025",   # HEAD's digits moved
+                  "m.json  nn.accuracy  0.8411  0.8446  0.0035",   # the run's, beyond two units
+                  "m.json  nn.macro_f1  0.8411  0.8436  0.0025"):  # another metric
+        with pytest.raises(AssertionError):
+            assert_table_as_shown(f"Path  Metric  HEAD  workspace  Change\n{wrong}\n", shown, "wrong")
+    with pytest.raises(AssertionError):  # a row README lacks, that moved
+        assert_table_as_shown("Path  Metric  HEAD  workspace  Change\nm.json  nn.accuracy  0.8411  0.8436  0.0025\n"
+                              "m.json  nn.train_loss  0.38535  0.39323  0.00788\n", shown, "extra")
+
+
+def run_readmes_loop(project):
+    """README's "Change one thing and compare" in `project`, command by command, each against what README shows."""
     sessions = console_sessions(section(read(README), "## Change one thing and compare"))
     assert [command.split("#")[0].strip() for command, _ in sessions] == [
         "dvc repro", "dvc params diff", "dvc metrics diff", "git checkout params.yaml && dvc repro"]
@@ -149,9 +204,54 @@ def test_readmes_everyday_loop_prints_what_readme_shows(default_template, tmp_pa
         if "..." in shown:
             assert printed_as_shown(result.stdout, shown), f"$ {command}\n{result.stdout}"
         else:  # a table: DVC lists the metrics files in no fixed order
-            printed = result.stdout.splitlines()
-            same_rows = printed[:1] == shown[:1] and sorted(printed[1:]) == sorted(shown[1:])
-            assert same_rows, f"$ {command}\n{result.stdout}"
+            assert_table_as_shown(result.stdout, shown, f"$ {command}")
+
+
+@pytest.mark.slow
+def test_readmes_everyday_loop_prints_what_readme_shows(default_template, tmp_path):
+    """README's loop in a copy of the default run reproduced and committed on this machine."""
+    run_readmes_loop(copy_project(default_template, tmp_path / "project"))
+
+
+def as_made_on_another_cpu(project):
+    """Commit `project` as if HEAD's outputs came from a CPU whose bytes this one never reproduces.
+
+    Every output's hash in dvc.lock becomes one that no file here has, and
+    the scratch model's final loss moves in its last bits, as float sums
+    taken in another order move it.
+    """
+    lock = (project / "dvc.lock").read_text()
+    lock = re.sub(r"(\n {4}- path: (?:data/models|metrics)/\S+\n(?: {6}\S.*\n)*? {6}md5: )([0-9a-f]{32})",
+                  lambda match: match.group(1) + "f" * 32, lock)
+    assert lock.count("f" * 32) >= 10, "dvc.lock's outputs are not where they were"
+    (project / "dvc.lock").write_text(lock)
+    scratch = project / "metrics" / "train_scratch.json"
+    metrics = json.loads(scratch.read_text())
+    metrics["scratch"]["final_loss"] *= 1 + 2**-40
+    scratch.write_text(json.dumps(metrics, indent=2) + "\n")
+    commit(project, "made on another CPU")
+
+
+@pytest.mark.slow
+def test_readmes_loop_works_in_a_fresh_clone_on_another_cpu(tmp_path):
+    """The quick start's `dvc repro`, then README's loop, in a clone of this commit with an empty DVC cache.
+
+    HEAD's metrics come from git, not from a cache this machine would have
+    to fill with the same bytes: every row of `dvc metrics diff` has them.
+    """
+    origin = make_project(tmp_path / "origin", extra=["dvc.lock", "metrics"])
+    as_made_on_another_cpu(origin)
+    project = tmp_path / "clone"
+    run(tmp_path, "git", "clone", "-q", str(origin), str(project))
+    assert not (project / ".dvc" / "cache").exists()
+
+    first = dvc(project, "repro").stdout  # README's quick start
+    assert stages_run(first) == ["download", "flatten", "train_scratch", "train_nn", "evaluate"], first
+    changed = run(project, "git", "status", "--porcelain").stdout.splitlines()
+    assert " M dvc.lock" in changed, changed  # modified, not staged: DVC leaves git's index alone
+    assert all(line.startswith(" M ") for line in changed), changed
+
+    run_readmes_loop(project)
 
 
 @pytest.mark.slow

@@ -159,6 +159,25 @@ def test_bad_grids_are_rejected_with_the_value_and_what_is_allowed(overrides, me
         sweep.expand_grid(overrides, KEYS)
 
 
+
+def test_the_dvc_internals_the_grid_reads_still_return_what_it_expects():
+    """expand_grid calls three functions of DVC that are not its public API: a DVC upgrade that changes them fails here.
+
+    requirements.txt pins DVC; this says what to check before moving the pin.
+    """
+    from dvc.utils.cli_parse import to_path_overrides
+    from dvc.utils.hydra import get_hydra_sweeps, to_hydra_overrides
+
+    assert to_path_overrides(["a.b=1,2", "other.yaml:c=3", "d=range(1,3)"]) == {
+        "params.yaml": ["a.b=1,2", "d=range(1,3)"], "other.yaml": ["c=3"]}
+    overrides = to_hydra_overrides(["a.b=1,2", "~e", "+f=1", "++g=2"])
+    assert [(override.key_or_group, override.input_line) for override in overrides] == [
+        ("a.b", "a.b=1,2"), ("e", "~e"), ("f", "+f=1"), ("g", "++g=2")]
+    assert [(override.is_delete(), override.is_add(), override.is_force_add()) for override in overrides] == [
+        (False, False, False), (True, False, False), (False, True, False), (False, False, True)]
+    assert get_hydra_sweeps({"params.yaml": ["a=1,2", "c=range(1,3)", "d=choice(x,y)"]}) == [
+        {"params.yaml": [f"a={a}", f"c={c}", f"d={d}"]} for a in (1, 2) for c in (1, 2) for d in ("x", "y")]
+
 @pytest.mark.parametrize(("text", "message"), [
     ("3/2", "between 1 and 2"), ("0/2", "between 1 and 2"), ("1/0", "must be >= 1"),
     ("1", "not of the form I/N"), ("a/b", "not of the form I/N"), ("-1/2", "not of the form I/N"), ("", "I/N"),

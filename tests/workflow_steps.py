@@ -4,7 +4,8 @@ tests/test_workflows.py checks with them that every command a workflow runs
 is run by a test: the tests that run the workflows in act
 (tests/test_workflows_in_act.py) run each job's steps for real. The setup
 commands in SETUP are left out: the tests run in an environment set up the
-same way (.ci/run runs `pip install -r requirements.txt`, then the tests).
+same way (.ci/run installs requirements.txt and requirements-dev.txt, then
+runs the tests).
 """
 
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 from ruamel.yaml import YAML
 
 WORKFLOWS = Path(__file__).resolve().parents[1] / ".github" / "workflows"
-SETUP = {"pip install -r requirements.txt", "bash .ci/run"}
+SETUP = {"pip install --require-hashes -r requirements.txt", "bash .ci/run"}
 
 
 def load_workflow(name):
