@@ -4,7 +4,8 @@ Reads `dvc exp show --json` (run here, or a saved copy with --exp-json) and
 writes, into --out (default reports/):
 
 - sweep.md: per model, a table of train and test accuracy for each setting
-  tried (experiments that trained that model the same way share a row),
+  tried (experiments that trained that model the same way share a row; the
+  row of the baseline commit's own params is labelled "the defaults"),
   and the best setting;
 - sweep.csv: one row per experiment, every column, full precision;
 - sweep.png: accuracy against the learning rate, one line per number of
@@ -95,13 +96,15 @@ def metrics_files(dvc_yaml):
 def finished_experiments(exp_show):
     """`dvc exp show --json` -> ([experiment], [(name, why skipped)]).
 
-    Each experiment is {name, rev, params, metrics}: params is params.yaml's
-    content, metrics maps each metrics file to its content. Baseline commits
+    Each experiment is {name, rev, params, metrics, baseline_params}: params
+    is params.yaml's content, metrics maps each metrics file to its content,
+    baseline_params is params.yaml of the commit it is based on. Baseline commits
     and the workspace are not experiments; queued, running or failed ones
     have no results yet and are skipped, with the reason.
     """
     found, skipped = [], []
     for baseline in exp_show:
+        baseline_params = (((baseline.get("data") or {}).get("params") or {}).get(PARAMS_FILE) or {}).get("data")
         for group in baseline.get("experiments") or []:
             state = (group.get("executor") or {}).get("state")
             for rev in group.get("revs") or []:
@@ -117,6 +120,7 @@ def finished_experiments(exp_show):
                         "rev": rev["rev"],
                         "params": data["params"][PARAMS_FILE]["data"],
                         "metrics": {path: entry.get("data", {}) for path, entry in data["metrics"].items()},
+                        "baseline_params": baseline_params,
                     })
     return found, skipped
 
@@ -144,7 +148,8 @@ def build_rows(experiments, files):
 
     A value an experiment lacks is None. `<model>_notes` lists the model's
     flags that are true; `<model>_settings` holds every param that decides
-    how the model trains (dotted key -> value).
+    how the model trains (dotted key -> value), and `<model>_defaults` says
+    whether they are those of the experiment's baseline commit.
     """
 
     def lookup(experiment, source, key):
@@ -160,6 +165,9 @@ def build_rows(experiments, files):
             row[f"{model}_notes"] = [text for source, key, text in spec["notes"] if lookup(experiment, source, key)]
             settings = {name: experiment["params"].get(name) for name in spec["params"]}
             row[f"{model}_settings"] = _flatten(settings)
+            baseline = experiment.get("baseline_params")
+            row[f"{model}_defaults"] = baseline is not None and row[f"{model}_settings"] == _flatten(
+                {name: baseline.get(name) for name in spec["params"]})
         rows.append(row)
 
     sort_keys = [spec[key] for spec in MODELS.values() for key in ("lr", "steps")]
@@ -215,7 +223,10 @@ def _cell(column, value):
     return format_value(value)
 
 
-def _experiments_cell(names):
+def _experiments_cell(names, defaults=False):
+    """What a table row is: "the defaults" (the baseline's own params), else its experiment(s)."""
+    if defaults:
+        return "the defaults" + ("" if len(names) == 1 else f" ({len(names)} experiments)")
     return names[0] if len(names) == 1 else f"{names[0]} (+{len(names) - 1} alike)"
 
 
@@ -225,7 +236,7 @@ def model_table(rows, model):
     records = []
     for row in model_rows(rows, model):
         others = [f"{name}={format_value(value)}" for name, value in row["other_settings"].items()]
-        record = {"experiments": _experiments_cell(row["experiments"])}
+        record = {"experiments": _experiments_cell(row["experiments"], row.get(f"{model}_defaults", False))}
         record.update({column.header: _cell(column, row[column.id]) for column in columns})
         record["notes"] = ", ".join(others + row[f"{model}_notes"])
         records.append(record)
@@ -249,7 +260,8 @@ def best_line(rows, model):
     top = max(candidates, key=lambda row: row[f"{model}_test_accuracy"])
     return (f"best {model} test accuracy: {top[f'{model}_test_accuracy']:.4f} with "
             f"lr={format_value(top[spec['lr']])}, {spec['steps_name']}={format_value(top[spec['steps']])} "
-            f"(train accuracy {top[f'{model}_train_accuracy']:.4f}; {_experiments_cell(top['experiments'])})")
+            f"(train accuracy {top[f'{model}_train_accuracy']:.4f}; "
+            f"{_experiments_cell(top['experiments'], top.get(f'{model}_defaults', False))})")
 
 
 def markdown_report(rows):

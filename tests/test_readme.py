@@ -3,7 +3,7 @@
 The slow tests run the pipeline with the default params.yaml on the bundled
 data and compare the pages' figures, to the digits shown, with what it gives,
 and run README's everyday loop; the quick ones check that reports/ and the
-sweep tables of docs/experiments.md are what stages/sweep_report.py makes
+sweep tables of docs/answers.md are what stages/sweep_report.py makes
 of the saved experiments.
 """
 
@@ -20,9 +20,13 @@ from conftest import PROJECT_ROOT, commit, copy_project, dvc, dvc_env, make_proj
 from pages import PAGES, README, README_PT_BR, console_sessions, read, section
 
 from stages import flatten, sweep_report, train_nn
+from stages.params import Yaml12Loader
 
 REPORTS = PROJECT_ROOT / "reports"
-EXPERIMENTS = "docs/experiments.md"
+ANSWERS = "docs/answers.md"  # the notebook's questions, answered from the sweeps
+TUTORIAL = "docs/tutorial.md"  # the everyday loop, then a sweep
+REFERENCE = "docs/pipeline.md"  # stages, params.yaml, metrics files
+BENCHMARK = REPORTS / "benchmark.md"  # python -m benchmarks.bench --markdown reports/benchmark.md
 
 
 def results_row(model):
@@ -64,7 +68,7 @@ def test_results_table_is_what_the_default_pipeline_gives(default_run):
     answer = re.compile(r"classifies\s+\*\*([\d.]+)%\*\*\s+of\s+the\s+training\s+images\s+and\s+\*\*([\d.]+)%\*\*"
                         r"\s+of\s+the\s+test")
     answers = {page: answer.findall(read(page)) for page in PAGES}
-    assert answers[README] and answers[EXPERIMENTS], "the answer on training accuracy is missing"
+    assert answers[README] and answers[ANSWERS], "the answer on training accuracy is missing"
     nn_metrics = default_run["train_nn.json"]["nn"]
     given = (f"{100 * nn_metrics['train_accuracy']:.1f}", f"{100 * evaluation['nn']['accuracy']:.1f}")
     for page, found in answers.items():
@@ -253,6 +257,13 @@ def test_readmes_loop_works_in_a_fresh_clone_on_another_cpu(tmp_path):
 
     run_readmes_loop(project)
 
+    # HEAD's plot data comes from git too: `dvc plots diff HEAD` draws both revisions' curves.
+    plots = json.loads(dvc(project, "plots", "diff", "HEAD", "--json").stdout)
+    history = plots["data"]["metrics/train_nn_history.csv"][0]["content"]["data"]["values"]
+    head_epochs = [row for row in history if row["rev"] == "HEAD"]
+    assert len(head_epochs) == yaml.safe_load((project / "params.yaml").read_text())["train_nn"]["epochs"]
+    assert "errors" not in plots, plots.get("errors")
+
 
 @pytest.mark.slow
 def test_the_sweep_rows_with_the_default_settings_are_the_default_run(default_run):
@@ -274,11 +285,11 @@ def test_the_sweep_rows_with_the_default_settings_are_the_default_run(default_ru
 
 @pytest.mark.slow
 def test_seed_figures_in_the_results_are_what_train_gives():
-    """docs/experiments.md's test accuracies of the nn model over seeds, retrained here with the default params."""
-    page = read(EXPERIMENTS)
+    """docs/answers.md's test accuracies of the nn model over seeds, retrained here with the default params."""
+    page = read(ANSWERS)
     match = re.search(r"over\s+seeds\s+0\s+to\s+(\d)\s+and\s+the\s+default\s+(\d+)\s+it\s+ended\s+at\s+([\d.,\sand]+?)"
                       r"\s+\(mean\s+([\d.]+)", page)
-    assert match, f"{EXPERIMENTS}'s seed figures are missing"
+    assert match, f"{ANSWERS}'s seed figures are missing"
     last_seed, default_seed = int(match.group(1)), int(match.group(2))
     shown = re.findall(r"0\.\d{4}", match.group(3))
     params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
@@ -316,35 +327,55 @@ def test_reports_are_what_sweep_report_makes_of_the_saved_experiments(tmp_path):
 
 def test_the_experiments_page_shows_the_sweep_report_as_it_is():
     report = (REPORTS / "sweep.md").read_text(encoding="utf-8")
-    assert report in read(EXPERIMENTS), f"{EXPERIMENTS}'s sweep tables differ from reports/sweep.md; paste it again"
+    assert report in read(ANSWERS), f"{ANSWERS}'s sweep tables differ from reports/sweep.md; paste it again"
 
 
 def test_the_answers_quote_only_numbers_of_the_sweep_report():
     """Every accuracy that the answers to the notebook's questions quote is a cell of reports/sweep.md."""
-    answers = section(read(EXPERIMENTS), "## What the notebook asked")
+    answers = section(read(ANSWERS), "## What the notebook asked")
     report = (REPORTS / "sweep.md").read_text(encoding="utf-8")
     quoted = set(re.findall(r"\b0\.\d{4}\b", answers.replace(report, "")))
     assert quoted, "the answers quote no accuracy"
     assert quoted <= set(re.findall(r"\b0\.\d{4}\b", report)), sorted(quoted - set(re.findall(r"0\.\d{4}", report)))
 
 
-def test_exp_show_on_the_experiments_page_is_the_saved_sweep():
-    """docs/experiments.md's `dvc exp show` rows: each experiment's accuracies are those of reports/sweep.csv."""
-    block = section(read(EXPERIMENTS), "## Sweeps").split("$ dvc exp show", 1)[1].split("```", 1)[0]
-    table = pd.read_csv(REPORTS / "sweep.csv").set_index("experiment")
-    # Experiment names: DVC's (piled-poof) or stages.sweep's (lr-0.3-epochs-15).
-    rows = re.findall(r"\[([\w.\-]+)\]\s+Success\s+([\d.]+)\s+[\d.]+\s+\d+\s+([\d.]+)", block)
-    assert len(rows) >= 8, block
-    for name, train_accuracy, test_accuracy in rows:
-        assert float(train_accuracy) == pytest.approx(table.loc[name, "nn_train_accuracy"], abs=5e-6), name
-        assert float(test_accuracy) == pytest.approx(table.loc[name, "nn_test_accuracy"], abs=5e-5), name
+def benchmark_row(label):
+    """The measured cell of reports/benchmark.md's row whose label starts with `label`."""
+    assert BENCHMARK.is_file(), "make it: python -m benchmarks.bench --markdown reports/benchmark.md"
+    for line in BENCHMARK.read_text(encoding="utf-8").splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if line.startswith("|") and cells[0].startswith(label):
+            return cells[1]
+    raise AssertionError(f"reports/benchmark.md has no row {label!r}")
 
 
 def test_readmes_speed_figures_are_those_of_the_benchmarks_table():
-    """README's clean and lr-change `dvc repro` times are the ones docs/speed.md's benchmark table shows."""
-    readme = " ".join(read("README.md").split())
-    clean, lr_change = re.search(r"a clean `dvc repro` in ([\d.]+) s on 2 CPU cores, ([\d.]+) s after a learning-rate",
-                                 readme).groups()
-    speed = read("docs/speed.md")
-    assert re.search(rf"^\| `dvc repro`, clean, every stage .*\| {re.escape(clean)} s ", speed, re.M), clean
-    assert re.search(rf"^\| `dvc repro` after train_nn.lr -> .*\| {re.escape(lr_change)} s ", speed, re.M), lr_change
+    """README's clean and lr-change `dvc repro` times are rows of reports/benchmark.md, on its machine's cores."""
+    readme = " ".join(read(README).split())
+    clean, cores, lr_change = re.search(
+        r"a clean `dvc repro` in ([\d.]+) s on (\d+) CPU cores, ([\d.]+) s after a learning-rate", readme).groups()
+    machine = BENCHMARK.read_text(encoding="utf-8").splitlines()[0] if BENCHMARK.is_file() else ""
+    assert f", {cores} CPUs," in machine, f"README says {cores} cores; reports/benchmark.md ran on: {machine}"
+    for label, shown in (("`dvc repro`, clean, every stage", clean), ("`dvc repro` after train_nn.lr", lr_change)):
+        measured = benchmark_row(label)
+        assert measured.startswith(f"{shown} s"), f"README says {shown} s; reports/benchmark.md: {label}: {measured}"
+
+
+def test_the_reference_gives_the_defaults_of_params_yaml():
+    """docs/pipeline.md's params.yaml table: every key of params.yaml, with its value there."""
+    params = yaml.load((PROJECT_ROOT / "params.yaml").read_text(), Loader=Yaml12Loader)
+    flat = {f"{group}.{key}": value for group, entries in params.items() if isinstance(entries, dict)
+            for key, value in entries.items()}
+    flat.update({key: value for key, value in params.items() if not isinstance(value, dict)})
+    shown = {}
+    for line in section(read(REFERENCE), "## `params.yaml`").splitlines()[4:]:
+        if not line.startswith("|"):
+            continue
+        keys, defaults = [cell.strip() for cell in line.strip("|").split("|")][:2]
+        names = re.findall(r"`([\w.]+)`", keys)
+        names = [name if "." in name or name in params else f"{names[0].rsplit('.', 1)[0]}.{name}" for name in names]
+        values = [defaults] * len(names) if len(names) > 1 and "," not in defaults else defaults.split(", ")
+        shown.update(zip(names, values, strict=True))
+    assert set(shown) == set(flat)
+    for key, value in flat.items():
+        assert yaml.load(shown[key].strip("`"), Loader=Yaml12Loader) == value, (key, shown[key], value)

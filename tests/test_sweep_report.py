@@ -118,7 +118,35 @@ def test_markdown_table_has_a_line_per_setting_with_its_numbers(rows):
         assert cells[1:5] == [f"{row['train_nn.lr']:g}", str(row["train_nn.epochs"]),
                               f"{row['nn_train_accuracy']:.4f}", f"{row['nn_test_accuracy']:.4f}"]
     scratch_lines = sweep_report.markdown_table(rows, "scratch").splitlines()
-    assert len(scratch_lines) == 3 and f"(+{len(rows) - 1} alike)" in scratch_lines[2]
+    # Neither experiment changed train_scratch's params: its row is the baseline's own settings.
+    assert len(scratch_lines) == 3 and f"| the defaults ({len(rows)} experiments) " in scratch_lines[2]
+
+
+def test_the_row_of_the_baselines_own_params_is_called_the_defaults():
+    """Labels say what a row is: the baseline commit's settings are "the defaults", not an experiment's name."""
+    params = {"seed": 1, "train_nn": {"lr": 0.1, "epochs": 15}, "train_scratch": {"lr": 0.1, "max_iter": 300}}
+
+    def experiment(name, nn_lr, scratch_lr):
+        changed = {**params, "train_nn": {**params["train_nn"], "lr": nn_lr},
+                   "train_scratch": {**params["train_scratch"], "lr": scratch_lr}}
+        metrics = {"metrics/train_nn.json": {"nn": {"train_accuracy": nn_lr}},
+                   "metrics/evaluate.json": {"nn": {"accuracy": nn_lr}, "scratch": {"accuracy": scratch_lr}},
+                   "metrics/train_scratch.json": {"scratch": {"train_accuracy": scratch_lr}}}
+        return {"rev": name * 7, "name": name,
+                "data": {"params": {"params.yaml": {"data": changed}},
+                         "metrics": {path: {"data": data} for path, data in metrics.items()}}}
+
+    exp_show = [{"rev": "0" * 40, "data": {"params": {"params.yaml": {"data": params}}},
+                 "experiments": [{"revs": [experiment("a", 0.3, 0.1)]}, {"revs": [experiment("b", 0.1, 0.3)]},
+                                 {"revs": [experiment("c", 0.2, 0.1)]}]}]
+    experiments, _ = sweep_report.finished_experiments(exp_show)
+    files = {"train_nn": "metrics/train_nn.json", "evaluate": "metrics/evaluate.json",
+             "train_scratch": "metrics/train_scratch.json"}
+    rows = sweep_report.build_rows(experiments, files)
+    nn = sweep_report.model_table(rows, "nn").set_index("experiments")["lr"].to_dict()
+    scratch = sweep_report.model_table(rows, "scratch").set_index("experiments")["lr"].to_dict()
+    assert nn == {"the defaults": "0.1", "c": "0.2", "a": "0.3"}
+    assert scratch == {"the defaults (2 experiments)": "0.1", "b": "0.3"}
 
 
 def test_csv_keeps_every_experiment_at_full_precision(rows):
