@@ -4,7 +4,8 @@ Writes accuracy and macro-F1 of each model, scikit-learn's
 classification_report (JSON and text), the confusion matrix, one
 (actual, predicted) row per test image for DVC's confusion plot, and PNG
 figures (stages/figures.py): each model's confusion matrix and first
-misclassified test images, and both training curves.
+misclassified test images, both training curves, and each class's weights
+as an image.
 """
 
 import argparse
@@ -85,8 +86,16 @@ def predictions_table(true_labels, predicted):
     return pd.DataFrame({"actual": names[np.asarray(true_labels)], "predicted": names[np.asarray(predicted)]})
 
 
-def draw_figures(out_dir, images, labels, predictions, matrices, nn_history, scratch_loss):
-    """Write every figure into the folder `out_dir` as PNG (see stages/figures.py for each)."""
+def class_weights(scratch_model, nn_model):
+    """{model name: (10, 784) weights}: the weight rows without the intercept (the scratch model's column 0)."""
+    return {"scratch": scratch_model["Theta"][:, 1:], "nn": nn_model["weight"]}
+
+
+def draw_figures(out_dir, images, labels, predictions, matrices, nn_history, scratch_loss, weights):
+    """Write every figure into the folder `out_dir` as PNG (see stages/figures.py for each).
+
+    `weights`: {model name: (10, 784) weights without the intercept}, as class_weights gives them.
+    """
     out_dir = Path(out_dir)
     for name, predicted in predictions.items():
         figures.save_png(
@@ -101,6 +110,7 @@ def draw_figures(out_dir, images, labels, predictions, matrices, nn_history, scr
     figures.save_png(figures.nn_history_figure(nn_history), out_dir / "train_nn_history.png")
     figures.save_png(figures.scratch_loss_figure(scratch_loss["iteration"], scratch_loss["loss"]),
                      out_dir / "train_scratch_loss.png")
+    figures.save_png(figures.weights_figure(weights, CLASS_NAMES), out_dir / "weights.png")
 
 
 @stage_main
@@ -139,7 +149,8 @@ def main(argv=None):
 
     # The figures folder appears whole, with every PNG in it, or not at all.
     with atomic_dir(args.figures) as figures_dir:
-        draw_figures(figures_dir, images, labels, predictions, matrices, nn_history, scratch_loss)
+        draw_figures(figures_dir, images, labels, predictions, matrices, nn_history, scratch_loss,
+                     class_weights(scratch_model, nn_model))
     print(f"figures: {', '.join(sorted(p.name for p in Path(args.figures).iterdir()))}")
 
 

@@ -143,6 +143,46 @@ def misclassified_figure(images, true_labels, predicted, class_names, title, cou
     return figure
 
 
+def weights_figure(weights, class_names, title="what each model learned: one weight image per class"):
+    """{model name: (c, 784) weights, the intercept left out} -> one row of c 28 x 28 images per model.
+
+    Pixel (i, j) of class k's image is the weight that pixel gets in class
+    k's logit: red where a bright pixel raises the class's score, blue where
+    it lowers it, white at zero. Each model has its own colour scale,
+    symmetric about zero, that ends at the 99th percentile of its weights'
+    sizes (WEIGHT_PERCENTILE): a few large weights at the border would
+    otherwise wash out the rest.
+    """
+    rows, columns = len(weights), len(class_names)
+    figure = new_figure(figsize=(1.3 * columns + 0.9, 1.55 * rows + 0.7), dpi=DPI)
+    grid = figure.subplots(rows, columns, squeeze=False)
+    figure.suptitle(title)
+    figure.subplots_adjust(left=0.03, right=0.92, bottom=0.02, top=1 - 0.6 / figure.get_figheight(),
+                           hspace=0.35, wspace=0.08)
+    for row, (model, matrix) in zip(grid, weights.items(), strict=True):
+        matrix = np.asarray(matrix, dtype=float)
+        if matrix.shape != (columns, IMAGE_SIDE * IMAGE_SIDE):
+            raise ValueError(f"{model}: weights of shape {matrix.shape}, expected ({columns}, {IMAGE_SIDE ** 2})")
+        limit = weight_limit(matrix)
+        for axes, name, weight_row in zip(row, class_names, matrix, strict=True):
+            image = axes.imshow(weight_row.reshape(IMAGE_SIDE, IMAGE_SIDE), cmap="RdBu_r", vmin=-limit, vmax=limit)
+            axes.set_xticks([])
+            axes.set_yticks([])
+            axes.set_title(name, fontsize=8)
+        row[0].set_ylabel(model, fontsize=10)
+        last = row[-1].get_position()
+        figure.colorbar(image, cax=figure.add_axes((last.x1 + 0.01, last.y0, 0.008, last.height)))
+    return figure
+
+
+WEIGHT_PERCENTILE = 99
+
+
+def weight_limit(matrix):
+    """Where a weight image's colour scale ends: the WEIGHT_PERCENTILE-th percentile of |weights| (1 if all are 0)."""
+    return float(np.percentile(np.abs(matrix), WEIGHT_PERCENTILE)) or 1.0
+
+
 def png_bytes(figure):
     """Render `figure` as PNG bytes that depend only on what it shows (no software tag, no date)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg

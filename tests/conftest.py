@@ -209,7 +209,7 @@ END_TO_END_FIXTURES = {"project", "reproduced", "reproduced_template", "default_
 
 # The longest modules, started first: pytest-xdist hands out files in collection order, and
 # the run ends when the last worker does, so a long module must not be the last one handed out.
-LONGEST_FIRST = ["test_workflows_in_act.py", "test_predict.py", "test_pipeline.py"]
+LONGEST_FIRST = ["test_workflows_in_act.py", "test_predict.py", "test_notebook.py", "test_pipeline.py"]
 
 
 def pytest_collection_modifyitems(config, items):

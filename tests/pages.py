@@ -5,7 +5,8 @@ import re
 from conftest import PROJECT_ROOT
 
 README = "README.md"
-PAGES = [README, *sorted(f"docs/{path.name}" for path in (PROJECT_ROOT / "docs").glob("*.md"))]
+README_PT_BR = "README.pt-BR.md"  # the same front door in Portuguese
+PAGES = [README, README_PT_BR, *sorted(f"docs/{path.name}" for path in (PROJECT_ROOT / "docs").glob("*.md"))]
 
 
 def read(page, root=PROJECT_ROOT):

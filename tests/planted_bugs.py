@@ -176,6 +176,15 @@ BUGS = [
     PlantedBug("triton's Linux marker dropped", "requirements.txt",
                "triton==3.8.0 ; python_full_version < '3.15' and sys_platform == 'linux' \\\n", "triton==3.8.0 \\\n",
                "tests/test_requirements.py::test_the_cuda_packages_carry_a_marker_that_keeps_them_off_macos_and_windows"),
+    PlantedBug("weight images drawn transposed", "stages/figures.py",
+               "weight_row.reshape(IMAGE_SIDE, IMAGE_SIDE)", "weight_row.reshape(IMAGE_SIDE, IMAGE_SIDE).T",
+               "tests/test_figures.py::test_weights_figure_draws_each_class_row_as_its_28_by_28_image"),
+    PlantedBug("weight images' colour scale not centred on zero", "stages/figures.py",
+               "np.percentile(np.abs(matrix), WEIGHT_PERCENTILE)", "np.percentile(matrix, WEIGHT_PERCENTILE)",
+               "tests/test_figures.py::test_weights_figure_draws_each_class_row_as_its_28_by_28_image"),
+    PlantedBug("the weights drawn without the last pixel, not the intercept", "stages/evaluate.py",
+               '"scratch": scratch_model["Theta"][:, 1:]', '"scratch": scratch_model["Theta"][:, :-1]',
+               "tests/test_figures.py::test_class_weights_leave_out_the_scratch_models_intercept_column"),
 ]
 
 

@@ -8,7 +8,8 @@ from conftest import PROJECT_ROOT
 from pages import PAGES, README, read, section
 
 README_LIMIT = 12 * 1024  # bytes: a page a newcomer reads in five minutes
-DOCS_LIMIT = 55 * 1024  # bytes, every page of docs/ together: what a reader needs, not a lab diary
+# bytes, every page of docs/ together: what a reader needs, not a lab diary (1 KB of it the notebook's rows)
+DOCS_LIMIT = 56 * 1024
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
 
 
@@ -92,7 +93,7 @@ def test_readme_is_a_front_door():
 
 
 def test_the_docs_stay_what_a_reader_needs():
-    sizes = {page: len(read(page).encode("utf-8")) for page in PAGES if page != README}
+    sizes = {page: len(read(page).encode("utf-8")) for page in PAGES if page.startswith("docs/")}
     total = sum(sizes.values())
     assert total <= DOCS_LIMIT, f"docs/ holds {total} bytes (at most {DOCS_LIMIT}): {sorted(sizes.items())}"
 

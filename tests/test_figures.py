@@ -8,7 +8,7 @@ import pytest
 
 from stages import figures
 from stages.common import CLASS_NAMES, StageError, write_csv
-from stages.evaluate import draw_figures
+from stages.evaluate import class_weights, draw_figures
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -142,16 +142,56 @@ def test_png_bytes_change_when_the_data_changes():
         figures.png_bytes(figures.nn_history_figure(history(seed=1)))
 
 
-def test_draw_figures_writes_six_pngs_that_are_the_same_on_a_second_run(tmp_path):
+def random_weights(seed):
+    """{model: (10, 784) weights}, scales 100x apart; the largest weights negative in one, positive in the other."""
+    rng = np.random.default_rng(seed)
+    return {"scratch": rng.normal(size=(10, 784)) - 2, "nn": 100 * rng.normal(size=(10, 784)) + 200}
+
+
+def test_weights_figure_draws_each_class_row_as_its_28_by_28_image():
+    weights = random_weights(5)
+    figure = figures.weights_figure(weights, CLASS_NAMES)
+    panels = [axes for axes in figure.axes if axes.get_images()]
+    assert len(panels) == 2 * len(CLASS_NAMES)
+    for model_index, (model, matrix) in enumerate(weights.items()):
+        row = panels[model_index * 10 : (model_index + 1) * 10]
+        assert row[0].get_ylabel() == model
+        # The scale ends where 99% of the weights' sizes do: a few large ones saturate instead of washing out the rest.
+        limit = np.quantile(np.abs(matrix), 0.99)
+        for k, axes in enumerate(row):
+            assert axes.get_title() == CLASS_NAMES[k]
+            image = axes.get_images()[0]
+            # Row-major, as the pixels are stored: pixel (i, j) is feature 28 i + j.
+            np.testing.assert_array_equal(image.get_array(), matrix[k].reshape(28, 28))
+            assert image.get_array()[3, 5] == matrix[k][3 * 28 + 5]
+            # Zero in the middle of the scale, so white means "no weight", in each model's own units.
+            assert image.get_clim() == pytest.approx((-limit, limit))
+
+
+def test_weights_figure_refuses_rows_with_the_intercept():
+    with pytest.raises(ValueError, match=r"scratch: weights of shape \(10, 785\)"):
+        figures.weights_figure({"scratch": np.zeros((10, 785))}, CLASS_NAMES)
+
+
+def test_class_weights_leave_out_the_scratch_models_intercept_column():
+    theta = np.arange(10 * 785, dtype=np.float32).reshape(10, 785)
+    nn = {"weight": -np.arange(10 * 784, dtype=np.float32).reshape(10, 784), "bias": np.ones(10, np.float32)}
+    weights = class_weights({"Theta": theta}, nn)
+    np.testing.assert_array_equal(weights["scratch"], theta[:, 1:])
+    np.testing.assert_array_equal(weights["nn"], nn["weight"])
+
+
+def test_draw_figures_writes_seven_pngs_that_are_the_same_on_a_second_run(tmp_path):
     images, labels, predicted = random_case(4)
     predictions = {"scratch": predicted, "nn": labels.copy()}
     matrices = {name: np.eye(10, dtype=int) for name in predictions}
     loss = {"iteration": np.arange(1, 6, dtype=float), "loss": np.linspace(2, 1, 5)}
     for run in ("first", "second"):
-        draw_figures(tmp_path / run, images, labels, predictions, matrices, history(), loss)
+        draw_figures(tmp_path / run, images, labels, predictions, matrices, history(), loss, random_weights(6))
     names = sorted(path.name for path in (tmp_path / "first").iterdir())
     assert names == sorted(f"{kind}_{model}.png" for kind in ("confusion", "misclassified")
-                           for model in ("nn", "scratch")) + ["train_nn_history.png", "train_scratch_loss.png"]
+                           for model in ("nn", "scratch")) + ["train_nn_history.png", "train_scratch_loss.png",
+                                                               "weights.png"]
     for name in names:
         assert (tmp_path / "first" / name).read_bytes() == (tmp_path / "second" / name).read_bytes(), name
 

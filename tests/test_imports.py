@@ -85,7 +85,7 @@ def test_evaluate_writes_its_metrics_before_loading_matplotlib_and_never_loads_t
     ], small_project, watch=("evaluate.json",))
     assert found["when_written"] == {"evaluate.json": ["pandas", "scipy", "sklearn"]}  # the reports are scikit-learn's
     assert found["at_end"] == ["matplotlib", "pandas", "scipy", "sklearn"]  # the figures, drawn after the metrics
-    assert len(list((small_project / "figures").glob("*.png"))) == 6
+    assert len(list((small_project / "figures").glob("*.png"))) == 7
 
 
 @pytest.mark.parametrize(("stage", "argv"), [

@@ -17,7 +17,7 @@ import pytest
 import torch
 import yaml
 from conftest import PROJECT_ROOT, commit, copy_project, dvc, dvc_env, make_project, run, set_params, stages_run
-from pages import PAGES, README, console_sessions, read, section
+from pages import PAGES, README, README_PT_BR, console_sessions, read, section
 
 from stages import flatten, sweep_report, train_nn
 from stages.params import Yaml12Loader
@@ -73,6 +73,51 @@ def test_results_table_is_what_the_default_pipeline_gives(default_run):
     given = (f"{100 * nn_metrics['train_accuracy']:.1f}", f"{100 * evaluation['nn']['accuracy']:.1f}")
     for page, found in answers.items():
         assert all(shown == given for shown in found), f"{page} says {found}; this commit gives {given}"
+
+
+def results_rows_pt_br():
+    """{model: (label, [numbers as shown])} of README.pt-BR.md's results table."""
+    rows = {}
+    for line in section(read(README_PT_BR), "## Resultados").splitlines():
+        match = re.match(r"\| `(\w+)`", line)
+        if match:
+            label, *numbers = [cell.strip() for cell in line.strip("|").split("|")]
+            rows[match.group(1)] = (label, numbers)
+    return rows
+
+
+def test_the_portuguese_results_table_is_readmes_with_the_params_in_portuguese():
+    """README.pt-BR.md shows README's numbers (which the slow test above checks against a run of this commit)."""
+    rows = results_rows_pt_br()
+    assert set(rows) == {"train_scratch", "train_nn"}
+    for model, (_, numbers) in rows.items():
+        assert numbers == results_row(model)[1], f"README.pt-BR.md shows {numbers} for {model}, README.md another"
+    params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+    scratch, nn = params["train_scratch"], params["train_nn"]
+    assert f"lr {scratch['lr']:g}, {scratch['max_iter']} iterações" in rows["train_scratch"][0]
+    assert (f"lr {nn['lr']:g}, momento {nn['momentum']:g}, lotes de {nn['batch_size']}, {nn['epochs']} épocas"
+            in rows["train_nn"][0])
+
+
+def test_the_portuguese_readme_gives_readmes_commands_and_everyday_loop_word_for_word():
+    """Its two commands and its console session are README's, which the tests run; only the prose is translated."""
+    portuguese, english = read(README_PT_BR), read(README)
+    commands = re.findall(r"```bash\n(.+?)\n```", section(portuguese, "## Como rodar"))
+    assert commands == re.findall(r"```bash\n(.+?)\n```", section(english, "## Quick start"))
+    loop = console_sessions(section(portuguese, "## O ciclo do dia a dia"))
+    assert loop and loop == console_sessions(section(english, "## Change one thing and compare"))
+
+
+def test_the_two_readmes_link_each_other_at_the_top():
+    assert f"]({README_PT_BR})" in "\n".join(read(README).splitlines()[:5])
+    assert f"]({README})" in "\n".join(read(README_PT_BR).splitlines()[:5])
+
+
+def test_the_portuguese_readme_opens_the_notebook_that_the_tests_execute():
+    from test_notebook import NOTEBOOK
+
+    commands = re.findall(r"^jupyter lab (\S+)$", section(read(README_PT_BR), "## O notebook da aula"), re.M)
+    assert commands == [NOTEBOOK.as_posix()] and (PROJECT_ROOT / NOTEBOOK).is_file()
 
 
 def printed_as_shown(printed, shown):

@@ -1,0 +1,210 @@
+"""The lesson's notebook: run afresh in a fresh copy of the project, it prints the numbers committed with it.
+
+The slow test copies the project into a temporary git repository (code,
+params, bundled data, the notebook; no outputs), executes the notebook
+there with nbclient on this interpreter's ipykernel, as a student would
+run it: its `dvc repro` trains both models, its experiments run through
+DVC's queue. What every cell prints must then be the committed output of
+that cell, every number digit for digit (stderr, where the sweep's progress
+and timings go, is left out). The notebook prints
+rounded figures (4 decimals, tensors at torch's 4 significant digits),
+so float32's last bits do not reach them on this machine; a figure that
+moved means the code, the data or the params moved, and the committed
+outputs must be refreshed:
+
+    python tests/test_notebook.py     # execute afresh in a fresh copy, write the outputs into notebooks/
+
+The quick tests read the committed notebook: executed in order, the
+seed's checks kept as the course wrote them, the weight images shown.
+"""
+
+import contextlib
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # conftest, when run as a script
+from conftest import PROJECT_ROOT, commit, dvc_env, run  # noqa: E402
+from planted_bugs import tracked_copy  # noqa: E402
+
+NOTEBOOK = Path("notebooks") / "aula03_softmax.ipynb"
+EXECUTION_TIMEOUT_S = 600  # a cell's limit; the whole notebook takes a few minutes
+NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
+# The course's checks on make_blobs, as the seed notebook has them.
+SEED_CHECKS = [
+    "# testes, não apague!",
+    "Theta = torch.randn(4, X.shape[1])\nP = softmax(X, Theta)\nassert_equal((200, 4), P.shape)\n"
+    "assert_almost_equal(np.ones(len(P)), P.sum(axis=1).numpy(), 4) # verifica se toda linha soma == 1.",
+    "for _ in range(100):\n    Theta = torch.randn(2, X.shape[1])\n    assert(cross_entropy(X, Theta, Y) >= 0)",
+]
+SEED_SETUP = ("from sklearn import datasets\nstate = np.random.seed(20190187)\n\n"
+              "X, y = datasets.make_blobs(n_samples=200, n_features=20, centers=2)\n"
+              "X = torch.tensor(X)\ny = torch.tensor(y)")
+
+
+def read_notebook(path=PROJECT_ROOT / NOTEBOOK):
+    return nbformat.read(path, as_version=4)
+
+
+def printed_text(cell):
+    """What a code cell printed and displayed as text: stdout and text/plain results (not stderr's progress)."""
+    parts = []
+    for output in cell.get("outputs", []):
+        if output["output_type"] == "stream" and output["name"] == "stdout":
+            parts.append(output["text"])
+        elif output["output_type"] in ("execute_result", "display_data"):
+            parts.append(output.get("data", {}).get("text/plain", ""))
+    return "".join(parts)
+
+
+def printed_numbers(cell):
+    return NUMBER.findall(printed_text(cell))
+
+
+def images_shown(cell):
+    return sum("image/png" in output.get("data", {}) for output in cell.get("outputs", []))
+
+
+def code_cells(notebook):
+    return [cell for cell in notebook.cells if cell.cell_type == "code"]
+
+
+def fresh_project(destination):
+    """A fresh git repository holding what a clone would: the files git tracks here, no outputs.
+
+    The files are copied from the working tree, uncommitted edits and new files included.
+    """
+    tracked_copy(destination)
+    run(destination, "git", "init", "-q", "-b", "main")
+    commit(destination, "project")
+    return destination
+
+
+@contextlib.contextmanager
+def kernel_environment(folder):
+    """os.environ for the kernel: dvc_env()'s, and a kernel spec `python3` that runs this interpreter.
+
+    The spec lives in `folder`, first on JUPYTER_PATH: nothing is registered
+    outside it, and no other `python3` kernel installed on the machine is used.
+    """
+    spec = Path(folder) / "kernels" / "python3"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3 (ipykernel)", "language": "python"}))
+    saved = dict(os.environ)
+    os.environ.update(dvc_env(), JUPYTER_PATH=str(folder))
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def execute(project, scratch_folder):
+    """The notebook of `project`, executed afresh from its own folder; (notebook, seconds)."""
+    from nbclient import NotebookClient
+
+    notebook = read_notebook(project / NOTEBOOK)
+    client = NotebookClient(notebook, timeout=EXECUTION_TIMEOUT_S, kernel_name="python3",
+                            resources={"metadata": {"path": str((project / NOTEBOOK).parent)}})
+    with kernel_environment(scratch_folder):
+        started = time.perf_counter()
+        client.execute()
+        return notebook, time.perf_counter() - started
+
+
+@pytest.mark.slow
+def test_the_notebook_runs_afresh_and_prints_the_committed_numbers(tmp_path):
+    committed = read_notebook()
+    project = fresh_project(tmp_path / "project")
+    params = (project / "params.yaml").read_bytes()
+    executed, seconds = execute(project, tmp_path / "jupyter")
+    print(f"the notebook ran in {seconds:.0f} s")
+
+    differences = []
+    for index, (old, new) in enumerate(zip(code_cells(committed), code_cells(executed), strict=True)):
+        # Whole text, not only its numbers: a class name in the wrong place is as wrong as a digit.
+        if printed_text(old) != printed_text(new):
+            pairs = zip(printed_numbers(old), printed_numbers(new), strict=False)  # a cut-short output: fewer
+            moved = [(was, now) for was, now in pairs if was != now][:5]
+            differences.append(f"code cell {index + 1} ({old.source.splitlines()[0]}), numbers moved: {moved}\n"
+                               f"committed: {printed_text(old)}\nnow: {printed_text(new)}")
+        assert images_shown(new) == images_shown(old), f"code cell {index + 1} shows another number of images"
+    assert not differences, "\n".join(differences)
+
+    # The experiments ran in DVC's temporary copies and were removed; the workspace is as committed. (On
+    # this machine, which made the committed results, even dvc repro's dvc.lock and metrics/ are the same bytes.)
+    assert (project / "params.yaml").read_bytes() == params
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=project, capture_output=True, text=True).stdout
+    assert status == "", status
+
+
+def test_the_committed_notebook_was_executed_whole_in_order():
+    cells = code_cells(read_notebook())
+    assert [cell.execution_count for cell in cells] == list(range(1, len(cells) + 1))
+    errors = [output for cell in cells for output in cell.outputs if output["output_type"] == "error"]
+    assert errors == []
+
+
+def test_the_notebook_holds_the_seeds_setup_and_checks():
+    sources = [cell.source for cell in code_cells(read_notebook())]
+    assert SEED_SETUP in sources
+    for check in SEED_CHECKS:
+        assert any(check in source for source in sources), check
+
+
+def test_the_notebook_imports_the_project_and_defines_none_of_its_functions():
+    """No second implementation: softmax, cross_entropy, gradient, ... come from stages/, never from a cell."""
+    sources = "\n".join(cell.source for cell in code_cells(read_notebook()))
+    assert "from stages.softmax import" in sources
+    from stages import softmax
+
+    defined = set(re.findall(r"^def (\w+)", sources, re.M))
+    project_functions = {name for name in dir(softmax) if callable(getattr(softmax, name))}
+    assert defined & project_functions == set(), defined & project_functions
+
+
+def test_the_committed_outputs_show_the_weight_images_and_the_seeds_checks_passed():
+    cells = code_cells(read_notebook())
+    weights = [cell for cell in cells if "weights_figure" in cell.source]
+    assert len(weights) == 1 and images_shown(weights[0]) == 1
+    report = next(cell for cell in cells if "classification_report(y, y_p" in cell.source)
+    assert re.search(r"accuracy\s+1\.00\s+200", printed_text(report)), printed_text(report)
+
+
+def test_the_answers_quote_only_numbers_the_notebook_printed():
+    """Every accuracy the text quotes (the answers from "## Perguntas" on) is one that a cell printed above it."""
+    notebook = read_notebook()
+    start = next(i for i, cell in enumerate(notebook.cells) if cell.source.startswith("## Perguntas"))
+    printed = set()
+    quoted_anything = False
+    for index, cell in enumerate(notebook.cells):
+        if cell.cell_type == "code":
+            printed |= set(printed_numbers(cell))
+        elif index >= start:
+            quoted = set(re.findall(r"\b0\.\d{3,4}\b", cell.source))
+            quoted_anything |= bool(quoted)
+            assert quoted <= printed, f"{sorted(quoted - printed)} not printed above:\n{cell.source}"
+    assert quoted_anything
+
+
+def main():
+    """Execute the notebook afresh in a fresh copy of the project and write it, with its outputs, into notebooks/."""
+    with tempfile.TemporaryDirectory() as folder:
+        project = fresh_project(Path(folder) / "project")
+        executed, seconds = execute(project, Path(folder) / "jupyter")
+    nbformat.write(executed, PROJECT_ROOT / NOTEBOOK)
+    print(f"{NOTEBOOK}: executed afresh in {seconds:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
