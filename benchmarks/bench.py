@@ -7,18 +7,21 @@ Every speed claim is a ratio measured inside this one run, the two sides
 alternating and each summarized by its median, so a machine busy with other
 work slows both sides alike:
 
-  epoch    the notebook's loop (benchmarks/notebook_loop.py: torchvision
-           dataset, ToTensor, DataLoader of 50 with shuffle) against
-           stages/train_nn.train, per-epoch metrics included;
-  scratch  one gradient-descent iteration of stages/softmax.py against one
-           pass over the training matrix's bytes (X.sum(): what reading
-           X once costs on this machine, the memory floor) and against the
-           two matrix products it cannot do without;
-  repro    `dvc repro` in temporary copies of the project (--repro-reps of
-           them): clean, after a train_nn.lr change, after a
-           train_nn.epochs change, and with nothing to do; per stage of the
-           clean runs, the wall time, the part of it spent importing
-           modules, and peak memory.
+  epoch       the notebook's loop (benchmarks/notebook_loop.py: torchvision
+              dataset, ToTensor, DataLoader of 50 with shuffle) against
+              stages/train_nn.train, per-epoch metrics included;
+  scratch     one gradient-descent iteration of stages/softmax.py against
+              one pass over the training matrix (X.sum(): what reading X
+              once costs on this machine, the memory floor) and against the
+              two matrix products it cannot do without;
+  contention  the same iteration in a fresh process, idle and beside one
+              busy process, with OpenMP's default waiting and with
+              OMP_WAIT_POLICY=PASSIVE;
+  repro       `dvc repro` in temporary copies of the project (--repro-reps
+              of them): clean, after a train_nn.lr change, after a
+              train_nn.epochs change, and with nothing to do; per stage of
+              the clean runs, the wall time, the part of it spent importing
+              modules, and peak memory.
 
 A benchmark, not a test: nothing here fails because a machine is slow. The
 table's first line names the machine it ran on.
@@ -52,13 +55,19 @@ DEFAULT_THREADS = torch.get_num_threads()  # before configure_torch changes it
 
 
 
-def load_data(workdir):
-    """(train, test) as stages/flatten.load_split gives them: data/flat when present, else the bundled files."""
+def flat_folder(workdir):
+    """data/flat when present, else the bundled files flattened into `workdir`/flat."""
     if (FLAT / "train_images.npy").exists():
-        flat_dir = FLAT
-    else:
-        flat_dir = Path(workdir) / "flat"
+        return FLAT
+    flat_dir = Path(workdir) / "flat"
+    if not (flat_dir / "train_images.npy").exists():
         flatten.main(["--raw", str(BUNDLED), "--out", str(flat_dir)])
+    return flat_dir
+
+
+def load_data(workdir):
+    """(train, test) as stages/flatten.load_split gives them."""
+    flat_dir = flat_folder(workdir)
     return flatten.load_split(flat_dir, "train"), flatten.load_split(flat_dir, "test")
 
 
@@ -170,6 +179,50 @@ def bench_scratch(train_set, reps, iterations=5):
     return results
 
 
+# --- contention: the scratch iteration beside a busy process, by how OpenMP's threads wait -----
+
+ITERATION_CHILD = """
+import sys, time
+from stages import flatten, softmax
+from stages.common import configure_torch
+configure_torch()
+pixels, labels = flatten.load_split(sys.argv[1], "train")
+X, Y = softmax.add_intercept(pixels), softmax.one_hot(labels, 10)
+softmax.gradient_descent(X, Y, 0.1, 3, 0.0)
+started = time.perf_counter()
+softmax.gradient_descent(X, Y, 0.1, int(sys.argv[2]), 0.0)
+print((time.perf_counter() - started) / int(sys.argv[2]))
+"""
+
+
+def bench_contention(workdir, reps, iterations=30):
+    """Median seconds per scratch iteration, as the stage runs it, idle and beside one busy process.
+
+    Each in a fresh process (OpenMP reads how its idle threads wait when it
+    loads): with libgomp's default (they spin a while, then sleep) and with
+    OMP_WAIT_POLICY=PASSIVE (they sleep at once).
+    """
+    flat_dir = flat_folder(workdir)
+    results = {}
+    for busy in (False, True):
+        neighbour = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
+        try:
+            for policy in ("default", "PASSIVE"):
+                env = {key: value for key, value in os.environ.items()
+                       if key not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+                if policy != "default":
+                    env["OMP_WAIT_POLICY"] = policy
+                times = [float(subprocess.run(
+                    [sys.executable, "-c", ITERATION_CHILD, str(flat_dir), str(iterations)], cwd=PROJECT_ROOT,
+                    env=env, capture_output=True, text=True, check=True).stdout) for _ in range(reps)]
+                results[(busy, policy)] = statistics.median(times)
+        finally:
+            if neighbour:
+                neighbour.kill()
+                neighbour.wait()
+    return results
+
+
 # --- repro: the real `dvc repro` in a temporary copy -------------------------------------------
 
 SHIM = '''#!{python} -S
@@ -262,7 +315,7 @@ def bench_repro(workdir, lr_change, epochs_change, reps):
 
 # --- the table ---------------------------------------------------------------------------------
 
-def table(epochs, scratch, repro):
+def table(epochs, scratch, repro, contention=None):
     rows = [("what", "measured")]
     if epochs:
         rows += [
@@ -287,6 +340,10 @@ def table(epochs, scratch, repro):
              f"{result['iteration_s'] * 1e3:.1f} ms: {result['iteration_s'] / result['pass_s']:.2f}x "
              f"the pass, {result['iteration_s'] / result['products_s']:.2f}x the products"),
         ]
+    for (busy, policy), seconds in (contention or {}).items():
+        where = "beside one busy process" if busy else "idle"
+        waiting = "libgomp's default waiting" if policy == "default" else f"OMP_WAIT_POLICY={policy}"
+        rows.append((f"scratch: one iteration as the stage runs it, {where}, {waiting}", f"{seconds * 1e3:.1f} ms"))
     if repro:
         median, stages, reps = repro["median"], repro["stages"], repro["reps"]
 
@@ -438,9 +495,10 @@ def main(argv=None):
         train_set, test_set = load_data(workdir)
         epochs = bench_epochs(train_set, test_set, workdir, args.reps)
         scratch = bench_scratch(train_set, args.reps)
+        contention = bench_contention(workdir, max(1, args.reps // 2))
         del train_set, test_set
         repro = None if args.no_repro else bench_repro(workdir, args.lr_change, args.epochs_change, args.repro_reps)
-    text = table(epochs, scratch, repro)
+    text = table(epochs, scratch, repro, contention)
     header = machine_line(load_before)
     print(header + "\n\n" + text)
     if args.markdown:

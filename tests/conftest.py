@@ -30,9 +30,15 @@ FAST_PARAMS = {"train_scratch.max_iter": 5, "train_nn.epochs": 1}
 
 
 def dvc_env():
-    """The environment stage commands run in: this interpreter's `python` and `dvc` first on PATH."""
+    """The environment stage commands run in: this interpreter's `python` and `dvc` first on PATH.
+
+    The suite runs one worker per core, so a stage's OpenMP threads share
+    the cores with another worker's: they sleep while they wait
+    (OMP_WAIT_POLICY=PASSIVE, docs/speed.md), unless the caller chose.
+    """
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     env.update(
         DVC_NO_ANALYTICS="1",
         GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@localhost",

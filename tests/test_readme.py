@@ -113,10 +113,12 @@ def test_the_two_readmes_link_each_other_at_the_top():
     assert f"]({README})" in "\n".join(read(README_PT_BR).splitlines()[:5])
 
 
-def test_the_portuguese_readme_opens_the_notebook_that_the_tests_execute():
+@pytest.mark.parametrize(("page", "title"), [(README, "## The lesson as a notebook"),
+                                             (README_PT_BR, "## O notebook da aula")])
+def test_each_readme_opens_the_notebook_that_the_tests_execute(page, title):
     from test_notebook import NOTEBOOK
 
-    commands = re.findall(r"^jupyter lab (\S+)$", section(read(README_PT_BR), "## O notebook da aula"), re.M)
+    commands = re.findall(r"^jupyter lab (\S+)$", section(read(page), title), re.M)
     assert commands == [NOTEBOOK.as_posix()] and (PROJECT_ROOT / NOTEBOOK).is_file()
 
 
