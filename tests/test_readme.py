@@ -245,7 +245,7 @@ def test_readmes_loop_works_in_a_fresh_clone_on_another_cpu(tmp_path):
     HEAD's metrics come from git, not from a cache this machine would have
     to fill with the same bytes: every row of `dvc metrics diff` has them.
     """
-    origin = make_project(tmp_path / "origin", extra=["dvc.lock", "metrics"])
+    origin = make_project(tmp_path / "origin", extra=["dvc.lock", "metrics", "data/models/.gitignore"])
     as_made_on_another_cpu(origin)
     project = tmp_path / "clone"
     run(tmp_path, "git", "clone", "-q", str(origin), str(project))
