@@ -4,6 +4,7 @@
     python -m stages.sweep run   --shard 1/2 -S 'train_nn.lr=0.01,0.1' -S 'train_nn.epochs=5,15' [-j 2]
     python -m stages.sweep push  --shard 1/2 -S ... [--git-remote origin]
     python -m stages.sweep pull  -S ... [--git-remote origin]
+    python -m stages.sweep push-runs
 
 `-S` takes what `dvc exp run -S` takes (comma lists, `range(...)`,
 `choice(...)`), expanded by DVC's own parser. `--grid 'A B'` is the same
@@ -20,6 +21,8 @@ the shards are disjoint and together hold every combination.
   remote and the default DVC remote.
 - pull: every experiment of the grid that the Git remote holds, so that
   `python -m stages.sweep_report` tables them all; names each missing one.
+- push-runs: `dvc push --run-cache`, and the `cache: false` outputs (the
+  metrics and plots git holds) that its runs name, which DVC leaves behind.
 
 Not a pipeline stage: it drives `dvc` from outside, like a person would.
 """
@@ -351,6 +354,23 @@ def _positive(text):
     return int(text)
 
 
+def push_run_outputs(remote=None):
+    """Push every output that the run-cache's entries name; returns how many objects went.
+
+    `dvc push --run-cache` sends the run-cache's entries and the outputs of
+    the workspace's dvc.lock, but never a `cache: false` output (the metrics
+    and plots that git holds): another clone that restores one of those runs
+    would lack them and train again. DVC saves them in its cache for each
+    entry; this sends them too.
+    """
+    from dvc.repo import Repo
+
+    with Repo() as repo:
+        entries = [(entry.parent.name, entry.name) for entry in Path(repo.stage_cache.cache_dir).glob("*/*/*")]
+        return sum(len(repo.cloud.push(objects, remote=remote).transferred)
+                   for objects in repo.stage_cache.get_used_objs(entries).values())
+
+
 @stage_main
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -367,11 +387,16 @@ def main(argv=None):
     _grid_arguments(push_parser)
     push_parser.add_argument("--shard", required=True, help="I/N: shard I of N (1-based)")
     push_parser.add_argument("--git-remote", default="origin")
+    commands.add_parser("push-runs", help="dvc push --run-cache, with the `cache: false` outputs its runs name")
     pull_parser = commands.add_parser("pull", help="pull every experiment of the grid from the Git remote")
     _grid_arguments(pull_parser)
     pull_parser.add_argument("--git-remote", default="origin")
     args = parser.parse_args(argv)
 
+    if args.command == "push-runs":
+        _dvc("push", "--run-cache")
+        print(f"pushed {push_run_outputs()} outputs of the run-cache's runs that git holds")
+        return
     named = _named_grid(args)
     if args.command == "plan":
         print(json.dumps(plan(named, args.shards)))
@@ -393,6 +418,7 @@ def main(argv=None):
             _dvc("exp", "push", "--run-cache", args.git_remote, *found)
         # Also the run-cache of stages no experiment recorded (the base commit's).
         _dvc("push", "--run-cache")
+        push_run_outputs()
         print(f"pushed {len(found)} experiments to {args.git_remote}: {' '.join(found)}")
         missing = [name for name in names if name not in present]
         if missing:

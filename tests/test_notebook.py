@@ -133,7 +133,7 @@ def test_the_notebook_runs_afresh_and_prints_the_committed_numbers(tmp_path):
     differences = []
     for index, (old, new) in enumerate(zip(code_cells(committed), code_cells(executed), strict=True)):
         # Whole text, not only its numbers: a class name in the wrong place is as wrong as a digit.
-        if printed_text(old) != printed_text(new):
+        if not same_text_to_the_digits_shown(printed_text(new), printed_text(old)):
             pairs = zip(printed_numbers(old), printed_numbers(new), strict=False)  # a cut-short output: fewer
             moved = [(was, now) for was, now in pairs if was != now][:5]
             differences.append(f"code cell {index + 1} ({old.source.splitlines()[0]}), numbers moved: {moved}\n"
@@ -141,11 +141,39 @@ def test_the_notebook_runs_afresh_and_prints_the_committed_numbers(tmp_path):
         assert images_shown(new) == images_shown(old), f"code cell {index + 1} shows another number of images"
     assert not differences, "\n".join(differences)
 
-    # The experiments ran in DVC's temporary copies and were removed; the workspace is as committed. (On
-    # this machine, which made the committed results, even dvc repro's dvc.lock and metrics/ are the same bytes.)
+    # The experiments ran in DVC's temporary copies and were removed; the workspace is as committed, but
+    # for what another CPU's dvc repro rewrites in its last bits: dvc.lock and metrics/ (README).
     assert (project / "params.yaml").read_bytes() == params
     status = subprocess.run(["git", "status", "--porcelain"], cwd=project, capture_output=True, text=True).stdout
-    assert status == "", status
+    assert re.fullmatch(r"(?: M dvc\.lock\n)?(?: M metrics/\S+\n)*", status), status
+
+
+def same_text_to_the_digits_shown(printed, committed, units=2):
+    """The same text, each number equal to the committed one or at most `units` of its last digit apart.
+
+    Another CPU adds float32 sums in another order: a rounded figure may move in its last digit.
+    """
+    if printed == committed:
+        return True
+    words, committed_words = NUMBER.split(printed), NUMBER.split(committed)
+    numbers, committed_numbers = NUMBER.findall(printed), NUMBER.findall(committed)
+    if words != committed_words or len(numbers) != len(committed_numbers):
+        return False
+    for number, shown in zip(numbers, committed_numbers, strict=True):
+        decimals = len(shown.split(".")[1].split("e")[0]) if "." in shown else 0
+        if "e" in shown or "." not in shown:
+            if number != shown:
+                return False
+        elif abs(float(number) - float(shown)) > units * 10.0 ** -decimals + 1e-12:
+            return False
+    return True
+
+
+def test_text_to_the_digits_shown_lets_only_a_last_digit_move():
+    assert same_text_to_the_digits_shown("acurácia 0.8412 em 10000", "acurácia 0.8411 em 10000")
+    assert not same_text_to_the_digits_shown("acurácia 0.8415 em 10000", "acurácia 0.8411 em 10000")
+    assert not same_text_to_the_digits_shown("acurácia 0.8411 em 10001", "acurácia 0.8411 em 10000")
+    assert not same_text_to_the_digits_shown("Camisa 0.8411", "Casaco 0.8411")
 
 
 def test_the_committed_notebook_was_executed_whole_in_order():
