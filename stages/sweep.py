@@ -354,8 +354,8 @@ def _positive(text):
     return int(text)
 
 
-def push_run_outputs(remote=None):
-    """Push every output that the run-cache's entries name; returns how many objects went.
+def push_runs():
+    """`dvc push --run-cache`, then every output that the run-cache's entries name; returns how many of those went.
 
     `dvc push --run-cache` sends the run-cache's entries and the outputs of
     the workspace's dvc.lock, but never a `cache: false` output (the metrics
@@ -365,9 +365,10 @@ def push_run_outputs(remote=None):
     """
     from dvc.repo import Repo
 
+    _dvc("push", "--run-cache")
     with Repo() as repo:
         entries = [(entry.parent.name, entry.name) for entry in Path(repo.stage_cache.cache_dir).glob("*/*/*")]
-        return sum(len(repo.cloud.push(objects, remote=remote).transferred)
+        return sum(len(repo.cloud.push(objects).transferred)
                    for objects in repo.stage_cache.get_used_objs(entries).values())
 
 
@@ -394,8 +395,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     if args.command == "push-runs":
-        _dvc("push", "--run-cache")
-        print(f"pushed {push_run_outputs()} outputs of the run-cache's runs that git holds")
+        print(f"pushed {push_runs()} outputs of the run-cache's runs that git holds")
         return
     named = _named_grid(args)
     if args.command == "plan":
@@ -417,8 +417,7 @@ def main(argv=None):
         if found:
             _dvc("exp", "push", "--run-cache", args.git_remote, *found)
         # Also the run-cache of stages no experiment recorded (the base commit's).
-        _dvc("push", "--run-cache")
-        push_run_outputs()
+        push_runs()
         print(f"pushed {len(found)} experiments to {args.git_remote}: {' '.join(found)}")
         missing = [name for name in names if name not in present]
         if missing:

@@ -32,3 +32,18 @@ def console_sessions(markdown):
             else:
                 sessions[-1][1].append(line)
     return sessions
+
+
+def same_to_the_digits_shown(printed, shown, units=2):
+    """True when `printed` is `shown`, or both are numbers at most `units` of `shown`'s last digit apart.
+
+    A float from another CPU can differ in its last bits, which may move
+    the last digit that DVC prints (README promises the digits that hold).
+    """
+    if printed == shown:
+        return True
+    try:
+        decimals = len(shown.split(".")[1]) if "." in shown else 0
+        return abs(float(printed) - float(shown)) <= units * 10.0 ** -decimals + 1e-12
+    except ValueError:
+        return False

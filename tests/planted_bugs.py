@@ -100,7 +100,7 @@ BUGS = [
                "      - metrics/report_nn.json\n", "      - metrics/report_nn.json:\n          cache: false\n",
                "tests/test_dvc_yaml.py::test_metrics_and_plots_live_in_git_and_every_other_output_in_the_dvc_cache"),
     PlantedBug("push-runs leaves the runs' metrics behind", "stages/sweep.py",
-               '        print(f"pushed {push_run_outputs()} outputs', '        print(f"pushed {0} outputs',
+               '        return sum(len(repo.cloud.push(objects).transferred)', '        return sum(0',
                "tests/test_experiments.py::test_run_cache_pushed_from_one_clone_spares_the_other_clone_any_training"),
     PlantedBug("YAML 1.2 exponent floats forgotten", "stages/params.py",
                "rf\"|{_DIGITS}{_EXPONENT}|\\.(?:inf|Inf|INF))$", "rf\"|\\.(?:inf|Inf|INF))$",

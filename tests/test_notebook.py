@@ -33,6 +33,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # conftest, when run as a script
 from conftest import PROJECT_ROOT, commit, dvc_env, run  # noqa: E402
+from pages import same_to_the_digits_shown  # noqa: E402
 from planted_bugs import tracked_copy  # noqa: E402
 
 NOTEBOOK = Path("notebooks") / "aula03_softmax.ipynb"
@@ -159,14 +160,9 @@ def same_text_to_the_digits_shown(printed, committed, units=2):
     numbers, committed_numbers = NUMBER.findall(printed), NUMBER.findall(committed)
     if words != committed_words or len(numbers) != len(committed_numbers):
         return False
-    for number, shown in zip(numbers, committed_numbers, strict=True):
-        decimals = len(shown.split(".")[1].split("e")[0]) if "." in shown else 0
-        if "e" in shown or "." not in shown:
-            if number != shown:
-                return False
-        elif abs(float(number) - float(shown)) > units * 10.0 ** -decimals + 1e-12:
-            return False
-    return True
+    # Counts and exponents as printed; a rounded figure to the digits shown.
+    return all(number == shown if "e" in shown or "." not in shown else same_to_the_digits_shown(number, shown, units)
+               for number, shown in zip(numbers, committed_numbers, strict=True))
 
 
 def test_text_to_the_digits_shown_lets_only_a_last_digit_move():

@@ -17,7 +17,7 @@ import pytest
 import torch
 import yaml
 from conftest import PROJECT_ROOT, commit, copy_project, dvc, dvc_env, make_project, run, set_params, stages_run
-from pages import PAGES, README, README_PT_BR, console_sessions, read, section
+from pages import PAGES, README, README_PT_BR, console_sessions, read, same_to_the_digits_shown, section
 
 from stages import flatten, sweep_report, train_nn
 from stages.params import Yaml12Loader
@@ -144,21 +144,6 @@ def table_rows(lines):
     header, *body = rows
     keys = 2 if header[:2] == ["Path", "Metric"] or header[:2] == ["Path", "Param"] else 1
     return header, {tuple(row[:keys]): row[keys:] for row in body}
-
-
-def same_to_the_digits_shown(printed, shown, units=2):
-    """True when `printed` is `shown`, or both are numbers at most `units` of `shown`'s last digit apart.
-
-    A float from another CPU can differ in its last bits, which may move
-    the last digit that DVC prints (README promises the digits that hold).
-    """
-    if printed == shown:
-        return True
-    try:
-        decimals = len(shown.split(".")[1]) if "." in shown else 0
-        return abs(float(printed) - float(shown)) <= units * 10.0 ** -decimals + 1e-12
-    except ValueError:
-        return False
 
 
 def assert_table_as_shown(printed, shown, where):
