@@ -1,1 +1,1 @@
-"""Fashion-MNIST softmax regression as DVC stages: one module per stage."""
+"""The pipeline's five stages, one script each: read params.yaml, call the library (fmnist), write outputs."""

@@ -22,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.common import CLASS_NAMES, StageError, stage_main
-from stages.flatten import IMAGE_SIDE, N_FEATURES
+from fmnist.data import CLASS_NAMES
+from fmnist.errors import UserError, one_line_errors
+from fmnist.data import IMAGE_SIDE, N_FEATURES
 
 N_CLASSES = len(CLASS_NAMES)
 MODEL_NAMES = ("nn", "scratch")
@@ -53,11 +54,11 @@ def artifact_paths(dvc_yaml):
     try:
         declared = yaml.safe_load(dvc_yaml.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
-        raise StageError(f"{dvc_yaml} not found: run this from the project's root folder") from None
+        raise UserError(f"{dvc_yaml} not found: run this from the project's root folder") from None
     artifacts = declared.get("artifacts") or {}
     missing = [name for name in MODEL_NAMES if "path" not in (artifacts.get(name) or {})]
     if missing:
-        raise StageError(f"{dvc_yaml} declares no artifact {', '.join(missing)} with a `path` under `artifacts:`")
+        raise UserError(f"{dvc_yaml} declares no artifact {', '.join(missing)} with a `path` under `artifacts:`")
     return {name: artifacts[name]["path"] for name in MODEL_NAMES}
 
 
@@ -67,10 +68,10 @@ def read_model_bytes(path, rev=None):
         try:
             return Path(path).read_bytes()
         except FileNotFoundError:
-            raise StageError(f"model file {path} does not exist; run `dvc repro` (or `dvc pull`), "
+            raise UserError(f"model file {path} does not exist; run `dvc repro` (or `dvc pull`), "
                              "or pass --rev to read it from a commit or experiment") from None
         except OSError as error:
-            raise StageError(f"model file {path} cannot be read ({error.strerror or error})") from None
+            raise UserError(f"model file {path} cannot be read ({error.strerror or error})") from None
     # dvc.api costs a quarter of a second to import: only when a revision is asked for.
     import dvc.api
     from dvc.exceptions import DvcException, PathMissingError
@@ -80,15 +81,15 @@ def read_model_bytes(path, rev=None):
         return dvc.api.read(path, rev=rev, mode="rb")
     except RevError as error:
         if "ambiguous" in str(error):
-            raise StageError(f"--rev {rev!r} names more than one experiment; give its commit instead "
+            raise UserError(f"--rev {rev!r} names more than one experiment; give its commit instead "
                              "(`dvc exp show` lists them)") from None
-        raise StageError(f"--rev {rev!r}: no such commit, branch, tag or experiment in this repository") from None
+        raise UserError(f"--rev {rev!r}: no such commit, branch, tag or experiment in this repository") from None
     except (PathMissingError, FileNotFoundError):
-        raise StageError(f"--rev {rev!r} has no trained model {path}: neither its dvc.lock nor git records it, "
+        raise UserError(f"--rev {rev!r} has no trained model {path}: neither its dvc.lock nor git records it, "
                          "or neither the DVC cache nor the remote holds it") from None
     except DvcException as error:
         problem = " ".join(str(error).split())
-        raise StageError(f"--rev {rev!r}: cannot read {path} ({problem})") from None
+        raise UserError(f"--rev {rev!r}: cannot read {path} ({problem})") from None
 
 
 def parse_model(data, expected_shapes, source):
@@ -100,11 +101,11 @@ def parse_model(data, expected_shapes, source):
         arrays = load(data)
     except SafetensorError as error:
         problem = " ".join(str(error).split())
-        raise StageError(f"{source} is not a safetensors model file ({problem})") from None
+        raise UserError(f"{source} is not a safetensors model file ({problem})") from None
     shapes = {name: tuple(arrays[name].shape) for name in expected_shapes if name in arrays}
     if shapes != expected_shapes:
         wanted = ", ".join(f"{name} {shape}" for name, shape in expected_shapes.items())
-        raise StageError(f"{source} does not hold {wanted}")
+        raise UserError(f"{source} does not hold {wanted}")
     return {name: arrays[name].astype(np.float32, copy=False) for name in expected_shapes}
 
 
@@ -344,7 +345,7 @@ def prediction_figure(images, prepared, probabilities_by_model):
     return figure
 
 
-@stage_main
+@one_line_errors
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, or any Pillow reads)")
@@ -384,12 +385,12 @@ def main(argv=None):
     if args.figure and not prepared:
         print(f"no figure written to {args.figure}: none of the images could be read", file=sys.stderr)
     elif args.figure:
-        from stages import figures
+        from fmnist import figures
 
         try:
             figures.save_png(prediction_figure(good_images, prepared, probabilities), args.figure)
         except OSError as error:
-            raise StageError(f"--figure {args.figure}: cannot be written ({error.strerror or error})") from None
+            raise UserError(f"--figure {args.figure}: cannot be written ({error.strerror or error})") from None
     if failures:
         sys.exit(1)
 

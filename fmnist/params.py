@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from stages.common import StageError
+from fmnist.errors import UserError
 
 PARAMS_FILE = "params.yaml"
 DEVICES = ("auto", "cpu", "cuda")
@@ -132,22 +132,22 @@ def load_params(*names, path=PARAMS_FILE):
 
 
 def parse_yaml(text, path):
-    """The YAML `text` of the file `path`, read with YAML 1.2's numbers; bad YAML is one StageError line."""
+    """The YAML `text` of the file `path`, read with YAML 1.2's numbers; bad YAML is one UserError line."""
     try:
         return yaml.load(text, Loader=Yaml12Loader)  # noqa: S506 - a SafeLoader: no Python objects
     except yaml.YAMLError as error:
         problem = " ".join(str(error).split())
-        raise StageError(f"{path} is not valid YAML: {problem}") from None
+        raise UserError(f"{path} is not valid YAML: {problem}") from None
 
 
 def _read_yaml(path):
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise StageError(f"{path} not found; run the stage from the project's root folder") from None
+        raise UserError(f"{path} not found; run the stage from the project's root folder") from None
     data = parse_yaml(text, path)
     if not isinstance(data, dict):
-        raise StageError(f"{path} must be a mapping of sections, got {type(data).__name__}")
+        raise UserError(f"{path} must be a mapping of sections, got {type(data).__name__}")
     return data
 
 
@@ -155,22 +155,22 @@ def _validate(name, params, path):
     schema = SCHEMA[name]
     if name not in params:
         allowed = schema(None)[1] if callable(schema) else f"a section with keys {', '.join(schema)}"
-        raise StageError(f"{path}: '{name}' is missing; it must be {allowed}")
+        raise UserError(f"{path}: '{name}' is missing; it must be {allowed}")
     value = params[name]
     if callable(schema):
         _check(f"{name}", value, schema, path)
         return value
     if not isinstance(value, dict):
-        raise StageError(f"{path}: '{name}' must be a section with keys {', '.join(schema)}; got {value!r}")
+        raise UserError(f"{path}: '{name}' must be a section with keys {', '.join(schema)}; got {value!r}")
     unknown = sorted(set(value) - set(schema))
     if unknown:
-        raise StageError(
+        raise UserError(
             f"{path}: unknown key '{name}.{unknown[0]}' (value {value[unknown[0]]!r}); "
             f"allowed keys in '{name}': {', '.join(schema)}"
         )
     for key, check in schema.items():
         if key not in value:
-            raise StageError(f"{path}: '{name}.{key}' is missing; it must be {check(None)[1]}")
+            raise UserError(f"{path}: '{name}.{key}' is missing; it must be {check(None)[1]}")
         _check(f"{name}.{key}", value[key], check, path)
     return dict(value)
 
@@ -178,4 +178,15 @@ def _validate(name, params, path):
 def _check(key, value, check, path):
     ok, allowed = check(value)
     if not ok:
-        raise StageError(f"{path}: '{key}' must be {allowed}; got {value!r}")
+        raise UserError(f"{path}: '{key}' must be {allowed}; got {value!r}")
+
+
+def resolve_device(name):
+    """A `device` param -> torch.device: 'auto' is CUDA when a GPU is usable, else the CPU."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("device 'cuda' was asked for, but no CUDA GPU is available; use 'auto' or 'cpu'")
+    return torch.device(name)

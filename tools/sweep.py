@@ -38,7 +38,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from stages.common import StageError, progress, stage_main
+from fmnist.errors import UserError, one_line_errors
+from tools.progress_shim import progress
 
 PARAMS_FILE = "params.yaml"
 POLL_INTERVAL_S = 2.0
@@ -47,15 +48,15 @@ NAME_UNSAFE = re.compile(r"[^A-Za-z0-9._+-]")
 
 
 def parse_shard(text):
-    """'I/N' -> (I, N), 1 <= I <= N; anything else is a StageError naming the value."""
+    """'I/N' -> (I, N), 1 <= I <= N; anything else is a UserError naming the value."""
     match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text or "")
     if not match:
-        raise StageError(f"--shard {text!r} is not of the form I/N (e.g. 1/4: the first of 4 shards)")
+        raise UserError(f"--shard {text!r} is not of the form I/N (e.g. 1/4: the first of 4 shards)")
     index, count = int(match.group(1)), int(match.group(2))
     if count < 1:
-        raise StageError(f"--shard {text}: the number of shards must be >= 1")
+        raise UserError(f"--shard {text}: the number of shards must be >= 1")
     if not 1 <= index <= count:
-        raise StageError(f"--shard {text}: the shard number must be between 1 and {count}")
+        raise UserError(f"--shard {text}: the shard number must be between 1 and {count}")
     return index, count
 
 
@@ -72,12 +73,12 @@ def param_keys(params):
 
 def read_param_keys(path=PARAMS_FILE):
     """The dotted keys of params.yaml, read as the stages read it (YAML 1.2 numbers)."""
-    from stages.params import parse_yaml
+    from fmnist.params import parse_yaml
 
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise StageError(f"{path} not found; run this in the project's root folder") from None
+        raise UserError(f"{path} not found; run this in the project's root folder") from None
     return param_keys(parse_yaml(text, path) or {})
 
 
@@ -96,7 +97,7 @@ def _parse_overrides(overrides):
                 parsed.setdefault(path, []).extend(to_hydra_overrides([text]))
             except HydraException as error:
                 problem = " ".join(str(error).split("See https://")[0].split())
-                raise StageError(f"-S {text!r} does not parse ({problem}); "
+                raise UserError(f"-S {text!r} does not parse ({problem}); "
                                  "allowed: key=value, key=a,b,c, key=range(start,stop[,step]), "
                                  "key=choice(a,b)") from None
     return parsed
@@ -113,30 +114,30 @@ def expand_grid(overrides, known_keys):
     from dvc.utils.hydra import get_hydra_sweeps
 
     if not overrides:
-        raise StageError("no -S given: the grid is empty; e.g. -S 'train_nn.lr=0.01,0.1'")
+        raise UserError("no -S given: the grid is empty; e.g. -S 'train_nn.lr=0.01,0.1'")
     parsed = _parse_overrides(overrides)
     other_files = sorted(set(parsed) - {PARAMS_FILE})
     if other_files:
-        raise StageError(f"-S for {other_files[0]}: only {PARAMS_FILE} is swept here")
+        raise UserError(f"-S for {other_files[0]}: only {PARAMS_FILE} is swept here")
     for override in parsed[PARAMS_FILE]:
         key = override.key_or_group
         if override.is_delete() or override.is_add() or override.is_force_add():
-            raise StageError(f"-S {override.input_line!r}: adding or deleting keys is not a sweep; "
+            raise UserError(f"-S {override.input_line!r}: adding or deleting keys is not a sweep; "
                              f"give key=values for keys of {PARAMS_FILE}")
         if key not in known_keys:
-            raise StageError(f"-S {override.input_line!r}: unknown key {key!r}; allowed: "
+            raise UserError(f"-S {override.input_line!r}: unknown key {key!r}; allowed: "
                              + ", ".join(sorted(known_keys)))
     keys = [override.key_or_group for override in parsed[PARAMS_FILE]]
     repeated = sorted({key for key in keys if keys.count(key) > 1})
     if repeated:
-        raise StageError(f"-S: key {repeated[0]!r} is given twice; give all its values in one -S")
+        raise UserError(f"-S: key {repeated[0]!r} is given twice; give all its values in one -S")
     try:
         sweeps = get_hydra_sweeps({PARAMS_FILE: [override.input_line for override in parsed[PARAMS_FILE]]})
     except InvalidArgumentError as error:
-        raise StageError(f"-S: {error}") from None
+        raise UserError(f"-S: {error}") from None
     combinations = {tuple(sweep[PARAMS_FILE]): None for sweep in sweeps}
     if not combinations or any(not combination for combination in combinations):
-        raise StageError("the grid is empty: every -S must give at least one value")
+        raise UserError("the grid is empty: every -S must give at least one value")
     return sorted(combinations, key=_canonical)
 
 
@@ -196,7 +197,7 @@ def named_grid(overrides, known_keys):
     seen = {}
     for name, combination in named:
         if name in seen:
-            raise StageError(f"two settings get the same experiment name {name!r}: "
+            raise UserError(f"two settings get the same experiment name {name!r}: "
                              f"{' '.join(seen[name])} and {' '.join(combination)}")
         seen[name] = combination
     return named
@@ -205,9 +206,9 @@ def named_grid(overrides, known_keys):
 def plan(named, shards):
     """The GitHub Actions matrix: {"include": [{"shard": "I/N", "experiments": "name name"}, ...]}."""
     if shards < 1:
-        raise StageError(f"--shards {shards}: the number of shards must be >= 1")
+        raise UserError(f"--shards {shards}: the number of shards must be >= 1")
     if shards > len(named):
-        raise StageError(f"--shards {shards}: the grid has only {len(named)} combinations; "
+        raise UserError(f"--shards {shards}: the grid has only {len(named)} combinations; "
                          f"use 1 to {len(named)} shards")
     return {"include": [
         {"shard": f"{index}/{shards}",
@@ -221,7 +222,7 @@ def shard_experiments(named, shard_text):
     index, count = parse_shard(shard_text)
     part = shard_of(named, index, count)
     if not part:
-        raise StageError(f"--shard {shard_text}: the grid has only {len(named)} combinations, "
+        raise UserError(f"--shard {shard_text}: the grid has only {len(named)} combinations, "
                          f"so shard {index} of {count} is empty; use at most {len(named)} shards")
     return part
 
@@ -240,10 +241,10 @@ def _dvc(*args, check=True):
     try:
         result = subprocess.run(["dvc", *args], capture_output=True, text=True, check=False)
     except FileNotFoundError:
-        raise StageError("the dvc command is not on PATH; activate the project's environment") from None
+        raise UserError("the dvc command is not on PATH; activate the project's environment") from None
     if check and result.returncode != 0:
         problem = " ".join((result.stderr or result.stdout).split())
-        raise StageError(f"dvc {' '.join(args)} failed: {problem}")
+        raise UserError(f"dvc {' '.join(args)} failed: {problem}")
     return result
 
 
@@ -258,10 +259,10 @@ def _dvc_starting_daemons(*args):
         try:
             result = subprocess.run(["dvc", *args], stdout=log, stderr=subprocess.STDOUT, check=False)
         except FileNotFoundError:
-            raise StageError("the dvc command is not on PATH; activate the project's environment") from None
+            raise UserError("the dvc command is not on PATH; activate the project's environment") from None
         if result.returncode != 0:
             log.seek(0)
-            raise StageError(f"dvc {' '.join(args)} failed: {' '.join(log.read().split())}")
+            raise UserError(f"dvc {' '.join(args)} failed: {' '.join(log.read().split())}")
 
 
 def local_experiments():
@@ -274,11 +275,11 @@ def check_nothing_in_the_way(names):
     table = queue_table(_dvc("queue", "status").stdout)
     busy = [name for name, status in table if status in ("Queued", "Running")]
     if busy:
-        raise StageError(f"the experiment queue already holds queued or running tasks ({', '.join(busy)}); "
+        raise UserError(f"the experiment queue already holds queued or running tasks ({', '.join(busy)}); "
                          "let them finish or remove them (dvc queue remove --queued) first")
     taken = sorted((set(names) & local_experiments()) | {name for name, _ in table if name in names})
     if taken:
-        raise StageError(f"experiment {taken[0]} already exists here (or in dvc queue status); "
+        raise UserError(f"experiment {taken[0]} already exists here (or in dvc queue status); "
                          f"remove it first: dvc exp remove {' '.join(taken)}; dvc queue remove --success --failed")
 
 
@@ -344,7 +345,7 @@ def _named_grid(args):
     try:
         overrides = [*args.overrides, *shlex.split(args.grid)]
     except ValueError as error:
-        raise StageError(f"--grid {args.grid!r} does not split like a shell line ({error})") from None
+        raise UserError(f"--grid {args.grid!r} does not split like a shell line ({error})") from None
     return named_grid(overrides, read_param_keys(args.params))
 
 
@@ -372,7 +373,7 @@ def push_runs():
                    for objects in repo.stage_cache.get_used_objs(entries).values())
 
 
-@stage_main
+@one_line_errors
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -421,7 +422,7 @@ def main(argv=None):
         print(f"pushed {len(found)} experiments to {args.git_remote}: {' '.join(found)}")
         missing = [name for name in names if name not in present]
         if missing:
-            raise StageError(f"not pushed, not found here (failed or not run): {' '.join(missing)}")
+            raise UserError(f"not pushed, not found here (failed or not run): {' '.join(missing)}")
     else:
         names = [name for name, _ in named]
         remote = set(_dvc("exp", "list", "--name-only", args.git_remote).stdout.split())
@@ -431,7 +432,7 @@ def main(argv=None):
         print(f"pulled {len(found)} of {len(names)} experiments from {args.git_remote}: {' '.join(found)}")
         missing = [name for name in names if name not in remote]
         if missing:
-            raise StageError(f"not on {args.git_remote} (their shard failed or has not pushed yet): "
+            raise UserError(f"not on {args.git_remote} (their shard failed or has not pushed yet): "
                              + " ".join(missing))
 
 

@@ -30,8 +30,9 @@ import pandas as pd
 import yaml
 from matplotlib.figure import Figure
 
-from stages.common import StageError, stage_main, write_text
-from stages.figures import save_png
+from fmnist.errors import UserError, one_line_errors
+from fmnist.files import write_text
+from fmnist.figures import save_png
 
 PARAMS_FILE = "params.yaml"
 
@@ -338,17 +339,17 @@ def read_exp_show(path=None, all_commits=False):
         try:
             result = subprocess.run(command, capture_output=True, text=True, check=False)
         except FileNotFoundError:
-            raise StageError("the dvc command is not on PATH; activate the project's environment") from None
+            raise UserError("the dvc command is not on PATH; activate the project's environment") from None
         if result.returncode != 0:
-            raise StageError(f"dvc exp show --json failed: {' '.join(result.stderr.split())}")
+            raise UserError(f"dvc exp show --json failed: {' '.join(result.stderr.split())}")
         text = result.stdout
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
-        raise StageError(f"dvc exp show --json gave no JSON ({error})") from None
+        raise UserError(f"dvc exp show --json gave no JSON ({error})") from None
 
 
-@stage_main
+@one_line_errors
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--exp-json", help="saved output of `dvc exp show --json` (default: run it now)")
@@ -362,7 +363,7 @@ def main(argv=None):
     for name, why in skipped:
         print(f"skipped {name}: {why}", file=sys.stderr)
     if not experiments:
-        raise StageError("no finished experiments in `dvc exp show`; run some first, e.g. "
+        raise UserError("no finished experiments in `dvc exp show`; run some first, e.g. "
                          "dvc exp run -S 'train_nn.lr=0.01,0.1' --queue && dvc queue start "
                          "(or add -A for experiments based on older commits)")
     rows = build_rows(experiments, metrics_files(args.dvc_yaml))

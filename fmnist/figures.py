@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stages.common import StageError, atomic_path
+from fmnist.errors import UserError
+from fmnist.files import atomic_path
 
 DPI = 100
 IMAGE_SIDE = 28
@@ -32,17 +33,17 @@ def read_csv_columns(path):
             # Only "nan" is a missing number (a diverged run's loss): an empty field is an error.
             table = pd.read_csv(path, index_col=False, keep_default_na=False, na_values=["nan"])
     except FileNotFoundError:
-        raise StageError(f"{path} does not exist; run the stage that writes it") from None
+        raise UserError(f"{path} does not exist; run the stage that writes it") from None
     except (pd.errors.EmptyDataError, pd.errors.ParserError, pd.errors.ParserWarning) as error:
-        raise StageError(f"{path}: not a table with a header row ({' '.join(str(error).split())})") from None
+        raise UserError(f"{path}: not a table with a header row ({' '.join(str(error).split())})") from None
     if table.empty:
-        raise StageError(f"{path}: expected a header row and at least one row of numbers")
+        raise UserError(f"{path}: expected a header row and at least one row of numbers")
     numbers = table.apply(pd.to_numeric, errors="coerce")
     for column in table.columns:
         bad = numbers[column].isna() & table[column].notna()
         if bad.any():
             row = int(bad.to_numpy().argmax())
-            raise StageError(f"{path}: not a table of numbers (row {row + 1}, column '{column}': "
+            raise UserError(f"{path}: not a table of numbers (row {row + 1}, column '{column}': "
                              f"{table[column].iloc[row]!r})")
     return numbers.astype(float)
 

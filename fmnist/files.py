@@ -1,0 +1,74 @@
+"""Whole-or-nothing writes: each output is written under a temporary name, then renamed onto its own.
+
+A reader (DVC, git, a notebook) finds the old file, the new one or none,
+never half of one. The temporary name is fixed (`.name.tmp` beside the
+output): one workspace runs one stage at a time (DVC locks it), so a
+temporary left behind by a killed run is simply overwritten by the next.
+"""
+
+import contextlib
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+
+
+def temporary_path(path):
+    path = Path(path)
+    return path.with_name(f".{path.name}.tmp")
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside `path`; it becomes `path` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_path(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_dir(path):
+    """Yield an empty temporary folder beside `path`; it replaces the folder `path` only if the block succeeds."""
+    path = Path(path)
+    tmp = temporary_path(path)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        shutil.rmtree(path, ignore_errors=True)
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_text(path, text):
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json(path, data):
+    """Write JSON whole; NaN and infinity (a diverged run) become null, which every JSON reader takes."""
+    write_text(path, json.dumps(_finite_or_none(data), indent=2, allow_nan=False) + "\n")
+
+
+def _finite_or_none(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite_or_none(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_or_none(item) for item in value]
+    return value
+
+
+def write_csv(path, frame):
+    """Write a pandas DataFrame whole as CSV: a header row, no index, floats in full, NaN as `nan`."""
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False, lineterminator="\n", na_rep="nan")
