@@ -10,14 +10,14 @@ import hashlib
 import http.server
 import socket
 
-import numpy as np
 import pytest
 from conftest import PROJECT_ROOT, LocalServer, dvc, set_params
 
+from fmnist.data import FILES as MD5
 from stages import download
 
 BUNDLED = PROJECT_ROOT / "data" / "fashion-mnist"
-MD5 = dict(download.resources())
+TORCHVISION_MIRROR = download.TORCHVISION_MIRROR  # the tests replace it by a dead local port
 FILES = list(MD5)
 TRAIN_IMAGES, TRAIN_LABELS = "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"
 TEST_IMAGES, TEST_LABELS = "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"
@@ -33,28 +33,19 @@ def digest(folder):
 
 def rewritten(name, change):
     """The bundled file, decompressed, changed by `change(bytearray)`, and compressed again."""
-    data = bytearray(gzip.decompress((BUNDLED / name).read_bytes()))
-    change(data)
-    return gzip.compress(bytes(data), compresslevel=1)
+    content = bytearray(gzip.decompress((BUNDLED / name).read_bytes()))
+    change(content)
+    return gzip.compress(bytes(content), compresslevel=1)
 
 
-def set_header_int(index, value):
-    def change(data):
-        data[4 * index : 4 * index + 4] = np.array([value], dtype=">u4").tobytes()
-    return change
-
-
-def flip_first_label(data):
-    data[8] = (data[8] + 1) % 10
+def flip_first_label(content):
+    content[8] = (content[8] + 1) % 10
 
 
 # Each defect: the bad bytes (None: the file is absent) and what the report must say.
 DEFECTS = {
     "checksum": (lambda name: rewritten(name, flip_first_label), "checksum mismatch (md5 "),
-    "truncated": (lambda name: (BUNDLED / name).read_bytes()[:3000], "truncated gzip data"),
-    "magic": (lambda name: rewritten(name, set_header_int(0, 2051)), "IDX magic number is 2051, expected 2049"),
-    "count": (lambda name: rewritten(name, set_header_int(1, 9999)), "IDX header says 9999 items, expected 10000"),
-    "size": (lambda name: rewritten(name, lambda d: d.extend(b"\0")), "IDX body holds 10001 bytes"),
+    "truncated": (lambda name: (BUNDLED / name).read_bytes()[:3000], "checksum mismatch (md5 "),
     "missing": (lambda name: None, None),
 }
 MISSING_REPORT = {"folder": "FileNotFoundError: [Errno 2] No such file or directory", "http": "HTTP Error 404"}
@@ -105,7 +96,7 @@ def dead_url():
 
 @pytest.fixture(autouse=True)
 def no_internet_mirrors(monkeypatch):
-    monkeypatch.setattr(download, "torchvision_mirrors", lambda: [dead_url()])
+    monkeypatch.setattr(download, "TORCHVISION_MIRROR", dead_url())
     # The local server is reached directly, here and in the dvc processes, even behind a proxy.
     for name in ("no_proxy", "NO_PROXY"):
         monkeypatch.setenv(name, "127.0.0.1,localhost")
@@ -114,78 +105,73 @@ def no_internet_mirrors(monkeypatch):
 def bad_folder(folder, files):
     """A folder holding {name: bytes or None}; None leaves the name out."""
     folder.mkdir(parents=True, exist_ok=True)
-    for name, data in files.items():
-        if data is not None:
-            (folder / name).write_bytes(data)
+    for name, content in files.items():
+        if content is not None:
+            (folder / name).write_bytes(content)
     return folder
 
 
 @pytest.mark.parametrize("transport", ["folder", "http"])
 @pytest.mark.parametrize("defect", list(DEFECTS))
-def test_a_bad_copy_is_reported_and_the_bundled_copy_wins(tmp_path, transport, defect):
+def test_a_bad_copy_is_reported_and_the_bundled_copy_wins(tmp_path, capsys, transport, defect):
     name = TEST_LABELS
     make, report = DEFECTS[defect]
     report = report or MISSING_REPORT[transport]
     files = {name: make(name)}
     destination = tmp_path / "out"
     destination.mkdir()
-    warnings = []
-
     if transport == "folder":
         mirror = bad_folder(tmp_path / "mirror", files)
         before = digest(mirror)
-        used = download.fetch_verified(name, MD5[name], [str(mirror), str(BUNDLED)], destination, warnings.append)
+        used = download.fetch_verified(name, MD5[name], [str(mirror), str(BUNDLED)], destination)
         assert digest(mirror) == before  # a mirror is only read from
         mirror_name = str(mirror)
     else:
         with Server({k: v for k, v in files.items() if v is not None}) as server:
-            used = download.fetch_verified(name, MD5[name], [server.url, str(BUNDLED)], destination, warnings.append)
+            used = download.fetch_verified(name, MD5[name], [server.url, str(BUNDLED)], destination)
         assert server.requests == [("GET", name)]
         mirror_name = server.url
 
     assert used == str(BUNDLED)
     assert [p.name for p in destination.iterdir()] == [name]  # no temporary folder left
     assert md5_of(destination / name) == MD5[name]
+    warnings = capsys.readouterr().err.splitlines()
     assert len(warnings) == 1
-    assert warnings[0].startswith(f"{name} from {mirror_name}: ") and report in warnings[0], warnings[0]
-    assert warnings[0].endswith("; trying the next source")
+    assert warnings[0].startswith(f"warning: {name} from {mirror_name}: ") and report in warnings[0], warnings[0]
 
 
-def test_a_server_that_hangs_up_early_is_reported(tmp_path):
+def test_a_server_that_hangs_up_early_is_reported(tmp_path, capsys):
     name = TEST_LABELS
     destination = tmp_path / "out"
     destination.mkdir()
-    warnings = []
-    size = (BUNDLED / name).stat().st_size
     with Server({name: (BUNDLED / name).read_bytes()}, hang_up={name}) as server:
-        used = download.fetch_verified(name, MD5[name], [server.url, str(BUNDLED)], destination, warnings.append)
+        used = download.fetch_verified(name, MD5[name], [server.url, str(BUNDLED)], destination)
     assert used == str(BUNDLED)
-    assert f"connection closed after {size // 5} of {size} bytes" in warnings[0]
+    warning = capsys.readouterr().err
+    assert warning.startswith(f"warning: {name} from {server.url}: ") and warning.count("\n") == 1, warning
 
 
-def test_a_good_mirror_is_used_before_the_bundled_copy(tmp_path):
+def test_a_good_mirror_is_used_before_the_bundled_copy(tmp_path, capsys):
     destination = tmp_path / "out"
     destination.mkdir()
-    warnings = []
     with Server({TEST_LABELS: (BUNDLED / TEST_LABELS).read_bytes()}) as server:
-        used = download.fetch_verified(TEST_LABELS, MD5[TEST_LABELS], [server.url, "/nonexistent"], destination,
-                                       warnings.append)
-    assert used == server.url and warnings == []
+        used = download.fetch_verified(TEST_LABELS, MD5[TEST_LABELS], [server.url, "/nonexistent"], destination)
+    assert used == server.url and capsys.readouterr().err == ""
     assert md5_of(destination / TEST_LABELS) == MD5[TEST_LABELS]
 
 
 def test_bad_mirrors_through_dvc_repro_are_reported_and_the_bundled_copy_wins(project):
     folder = bad_folder(project.parent / "mirror", {
         TRAIN_IMAGES: (BUNDLED / TRAIN_IMAGES).read_bytes()[:100_000],
-        TRAIN_LABELS: rewritten(TRAIN_LABELS, set_header_int(1, 59999)),
+        TRAIN_LABELS: rewritten(TRAIN_LABELS, flip_first_label),
         TEST_IMAGES: None,
-        TEST_LABELS: rewritten(TEST_LABELS, set_header_int(0, 2051)),
+        TEST_LABELS: (BUNDLED / TEST_LABELS).read_bytes()[:3000],
     })
     before = digest(folder)
     served = {
         TRAIN_IMAGES: (BUNDLED / TRAIN_IMAGES).read_bytes(),
         TRAIN_LABELS: rewritten(TRAIN_LABELS, flip_first_label),
-        TEST_LABELS: rewritten(TEST_LABELS, lambda d: d.extend(b"\0")),
+        TEST_LABELS: rewritten(TEST_LABELS, lambda content: content.extend(b"\0")),
     }
     with Server(served, hang_up={TRAIN_IMAGES}) as server:
         set_params(project, {"download.mirrors": [str(folder), server.url]})
@@ -194,14 +180,14 @@ def test_bad_mirrors_through_dvc_repro_are_reported_and_the_bundled_copy_wins(pr
     assert "Traceback" not in result.stdout + result.stderr
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
     expected = {
-        (TRAIN_IMAGES, str(folder)): "truncated gzip data",
-        (TRAIN_LABELS, str(folder)): "IDX header says 59999 items, expected 60000",
+        (TRAIN_IMAGES, str(folder)): "checksum mismatch",
+        (TRAIN_LABELS, str(folder)): "checksum mismatch",
         (TEST_IMAGES, str(folder)): "No such file or directory",
-        (TEST_LABELS, str(folder)): "IDX magic number is 2051, expected 2049",
-        (TRAIN_IMAGES, server.url): "connection closed after",
+        (TEST_LABELS, str(folder)): "checksum mismatch",
+        (TRAIN_IMAGES, server.url): "",
         (TRAIN_LABELS, server.url): "checksum mismatch",
         (TEST_IMAGES, server.url): "HTTP Error 404",
-        (TEST_LABELS, server.url): "IDX body holds 10001 bytes",
+        (TEST_LABELS, server.url): "checksum mismatch",
     }
     assert len(warnings) == len(expected), result.stderr
     for (name, source), problem in expected.items():
@@ -220,11 +206,11 @@ def test_when_every_source_is_bad_the_stage_names_each_and_leaves_nothing(tmp_pa
     (project / "data").mkdir(parents=True)
     mirror = bad_folder(tmp_path / "mirror", {TRAIN_IMAGES: (BUNDLED / TRAIN_IMAGES).read_bytes()[:5000]})
     bundled = bad_folder(tmp_path / "bundled", {
-        TRAIN_IMAGES: rewritten(TRAIN_IMAGES, set_header_int(2, 27)),
+        TRAIN_IMAGES: rewritten(TRAIN_IMAGES, flip_first_label),
         **{name: (BUNDLED / name).read_bytes() for name in FILES[1:]},
     })
     dead_torchvision = dead_url()
-    monkeypatch.setattr(download, "torchvision_mirrors", lambda: [dead_torchvision])
+    monkeypatch.setattr(download, "TORCHVISION_MIRROR", dead_torchvision)
     monkeypatch.chdir(project)
 
     with Server({TRAIN_IMAGES: b"<html>not here</html>"}) as server:
@@ -240,15 +226,14 @@ def test_when_every_source_is_bad_the_stage_names_each_and_leaves_nothing(tmp_pa
     assert error.startswith(f"error: no source served a verified {TRAIN_IMAGES}; tried ")
     reasons = error.split("; tried ", 1)[1].split("; ")
     assert len(reasons) == 4, error
-    assert reasons[0].startswith(f"{mirror}: checksum mismatch") and "truncated gzip data" in reasons[0]
-    assert reasons[1].startswith(f"{server.url}: checksum mismatch") and "not valid gzip data" in reasons[1]
-    assert reasons[2].startswith(f"{bundled}: checksum mismatch") and "IDX images are 27x28" in reasons[2]
+    assert reasons[0].startswith(f"{mirror}: checksum mismatch")
+    assert reasons[1].startswith(f"{server.url}: checksum mismatch")
+    assert reasons[2].startswith(f"{bundled}: checksum mismatch")
     assert reasons[3].startswith(f"{dead_torchvision}: URLError") and "Connection refused" in reasons[3]
     assert list((project / "data").iterdir()) == []  # no data/raw, not even a temporary one
 
 
-def test_a_missing_bundled_folder_with_no_mirrors_is_one_line(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(download, "torchvision_mirrors", lambda: [])
+def test_a_missing_bundled_folder_is_named_in_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "params.yaml").write_text("download:\n  mirrors: []\n")
 
@@ -256,23 +241,15 @@ def test_a_missing_bundled_folder_with_no_mirrors_is_one_line(tmp_path, monkeypa
         download.main(["--bundled", "nowhere", "--out", "data/raw"])
 
     err = capsys.readouterr().err
-    assert err.splitlines()[-1] == (
+    assert err.splitlines()[-1].startswith(
         f"error: no source served a verified {TRAIN_IMAGES}; tried nowhere: FileNotFoundError: "
-        f"[Errno 2] No such file or directory: 'nowhere/{TRAIN_IMAGES}'"
-    )
+        f"[Errno 2] No such file or directory: 'nowhere/{TRAIN_IMAGES}'; ")
     assert list((tmp_path / "data").iterdir()) == []
 
 
-def test_the_written_out_file_list_and_mirrors_are_torchvisions():
+def test_the_file_list_and_mirror_are_torchvisions():
     """The stage names the files, their md5 and the mirror without importing torchvision: the same values."""
     from torchvision.datasets import FashionMNIST
 
-    assert download.resources() == list(FashionMNIST.resources)
-    assert list(download.TORCHVISION_MIRRORS) == list(FashionMNIST.mirrors)  # the function is patched here
-
-
-def test_md5_of_is_the_files_md5(tmp_path):
-    path = tmp_path / "big.bin"
-    path.write_bytes(bytes(range(256)) * 20000)  # several chunks
-    assert download.md5_of(path) == md5_of(path)
-    assert download.md5_of(BUNDLED / TEST_LABELS) == MD5[TEST_LABELS]
+    assert list(MD5.items()) == [tuple(resource) for resource in FashionMNIST.resources]
+    assert list(FashionMNIST.mirrors) == [TORCHVISION_MIRROR]

@@ -1,4 +1,4 @@
-"""stages/evaluate.py: numpy predictions equal torch's, and every table says which axis is actual.
+"""fmnist/models.py and stages/evaluate.py: numpy predictions equal torch's, and every table says which axis is actual.
 
 The predictions are checked against a second computation in torch
 (softmax.predict, nn.Linear); the tables are checked on a crafted test set
@@ -16,32 +16,32 @@ from ruamel.yaml import YAML
 from safetensors.numpy import save_file
 from torch import nn
 
-from stages import evaluate, flatten, softmax
-from stages.common import CLASS_NAMES
+from fmnist import models, softmax
+from fmnist.data import CLASS_NAMES, N_CLASSES, N_FEATURES, read_split, save_split
+from stages import evaluate
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = PROJECT_ROOT / "data" / "fashion-mnist"
-N_CLASSES = len(CLASS_NAMES)
 
 
 @pytest.fixture(scope="module")
 def test_images():
     """The 10,000 bundled test images as float64 pixels in [0, 1]: (10000, 784)."""
-    images, _ = flatten.flatten_split(BUNDLED, "test")
+    images, _ = read_split(BUNDLED, "test")
     return images.astype(np.float64) / 255
 
 
 def random_weights(seed):
     """(10, 784) weights and (10,) bias, scaled so that both move the arg-max."""
     rng = np.random.default_rng(seed)
-    return rng.normal(0, 0.05, (N_CLASSES, flatten.N_FEATURES)), rng.normal(0, 1.0, N_CLASSES)
+    return rng.normal(0, 0.05, (N_CLASSES, N_FEATURES)), rng.normal(0, 1.0, N_CLASSES)
 
 
 def test_predict_scratch_is_softmax_predict_with_the_intercept_in_column_0(test_images):
     weights, bias = random_weights(0)
     Theta = np.column_stack([bias, weights])  # (10, 785), the intercept first as softmax.add_intercept puts it
 
-    ours = evaluate.predict_scratch(Theta, test_images)
+    ours = models.predict("scratch", {"Theta": Theta}, test_images)
 
     X = softmax.add_intercept(torch.from_numpy(test_images))
     reference = softmax.predict(X, torch.from_numpy(Theta)).numpy()
@@ -53,13 +53,13 @@ def test_predict_scratch_is_softmax_predict_with_the_intercept_in_column_0(test_
 
 def test_predict_nn_is_nn_linears_arg_max(test_images):
     weights, bias = random_weights(1)
-    layer = nn.Linear(flatten.N_FEATURES, N_CLASSES).double()
+    layer = nn.Linear(N_FEATURES, N_CLASSES).double()
     with torch.no_grad():
         layer.weight.copy_(torch.from_numpy(weights))
         layer.bias.copy_(torch.from_numpy(bias))
         reference = layer(torch.from_numpy(test_images)).argmax(dim=1).numpy()
 
-    ours = evaluate.predict_nn({"weight": weights, "bias": bias}, test_images)
+    ours = models.predict("nn", {"weight": weights, "bias": bias}, test_images)
 
     np.testing.assert_array_equal(ours, reference)
     assert (np.argmax(test_images @ weights.T, axis=1) != reference).mean() > 0.2
@@ -73,16 +73,15 @@ LABELS = np.repeat(np.arange(N_CLASSES), np.arange(1, N_CLASSES + 1))
 
 
 def crafted_test_split(flat_dir):
-    images = np.zeros((len(LABELS), flatten.N_FEATURES), dtype=np.uint8)
+    images = np.zeros((len(LABELS), N_FEATURES), dtype=np.uint8)
     images[np.arange(len(LABELS)), LABELS] = 255
     flat_dir.mkdir()
-    flatten.save_npy(flat_dir / "test_images.npy", images)
-    flatten.save_npy(flat_dir / "test_labels.npy", LABELS.astype(np.uint8))
+    save_split(flat_dir, "test", images, LABELS.astype(np.uint8))
 
 
 def shifted_weights(shift):
     """(10, 784) weights whose class k looks at pixel k - shift: an image of class y is called y + shift."""
-    weights = np.zeros((N_CLASSES, flatten.N_FEATURES), dtype=np.float32)
+    weights = np.zeros((N_CLASSES, N_FEATURES), dtype=np.float32)
     for k in range(N_CLASSES):
         weights[k, (k - shift) % N_CLASSES] = 1
     return weights

@@ -18,13 +18,12 @@ import pytest
 from conftest import LocalServer, copy_project, dvc, dvc_env, set_params, stages_run
 from ruamel.yaml import YAML
 
-from stages.common import StageError, atomic_dir, load_tensors, remove_stale_temporaries, write_text
+from fmnist.errors import UserError
+from fmnist.files import atomic_dir
+from fmnist.models import load_model
 
-# Long enough that the kill lands inside the loop, short enough to rerun.
-SLOW_SCRATCH = {"train_scratch.max_iter": 60, "train_scratch.tol": 0.0, "train_scratch.device": "cpu"}
-# Once the loop runs, train_scratch holds torch, the float32 pixels, X = [1, pixels] and an
-# iteration's temporaries: about 910 MB here, against about 710 MB before it.
-LOOP_RUNNING_KB = 850_000
+# Long enough that the kill lands inside the loop (after its first progress line), short enough to rerun.
+SLOW_SCRATCH = {"train_scratch.max_iter": 40, "train_scratch.tol": 0.0, "train_scratch.device": "cpu"}
 WAIT_S = 300
 
 
@@ -32,23 +31,12 @@ def read_lock(project):
     return YAML(typ="safe").load((Path(project) / "dvc.lock").read_text())
 
 
-def group_processes(pgid):
-    """{pid: (command line, resident kB)} of the live processes in process group `pgid`."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            state, _, group = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:3]
-            if int(group) != pgid or state == "Z":
-                continue
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            status = (entry / "status").read_text()
-        except (FileNotFoundError, ProcessLookupError, ValueError):
-            continue  # exited while we looked
-        rss = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
-        found[int(entry.name)] = (command, rss)
-    return found
+def group_alive(pgid):
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def wait_until(condition, process, what):
@@ -75,11 +63,11 @@ def kill_group_and_wait(process, signum):
     try:
         process.wait(timeout=WAIT_S)
         deadline = time.monotonic() + WAIT_S
-        while group_processes(process.pid) and time.monotonic() < deadline:
+        while group_alive(process.pid) and time.monotonic() < deadline:
             time.sleep(0.05)  # a stage may outlive dvc for a moment while it cleans up
-        assert not group_processes(process.pid), "processes of the killed group are still running"
+        assert not group_alive(process.pid), "processes of the killed group are still running"
     finally:
-        if process.poll() is None or group_processes(process.pid):
+        if process.poll() is None or group_alive(process.pid):
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
 
@@ -98,7 +86,7 @@ def uninterrupted_lock(reproduced_template, module_tmp_path):
     return read_lock(project)
 
 
-@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT], ids=lambda s: s.name)
+@pytest.mark.parametrize("signum", [signal.SIGKILL], ids=lambda s: s.name)
 def test_train_scratch_killed_mid_loop_then_repro_gives_the_uninterrupted_result(
     reproduced, uninterrupted_lock, tmp_path, signum
 ):
@@ -109,11 +97,7 @@ def test_train_scratch_killed_mid_loop_then_repro_gives_the_uninterrupted_result
     with open(log_path, "w") as log:
         process = start_repro(reproduced, log, "train_scratch")
 
-        def scratch_in_loop():
-            return [pid for pid, (command, rss) in group_processes(process.pid).items()
-                    if "stages.train_scratch" in command and rss >= LOOP_RUNNING_KB]
-
-        wait_until(scratch_in_loop, process, "train_scratch loop")
+        wait_until(lambda: "train_scratch: iteration " in log_path.read_text(), process, "train_scratch loop")
         kill_group_and_wait(process, signum)
 
     log = log_path.read_text()
@@ -180,82 +164,21 @@ def test_download_killed_while_writing_leaves_no_data_raw_and_repro_recovers(pro
     with StallingMirror(data / "fashion-mnist") as mirror, open(project.parent / "interrupted.log", "w") as log:
         set_params(project, {"download.mirrors": [mirror.url]})
         process = start_repro(project, log, "download")
-        # The stage writes into data/.raw.<pid>.<random>.tmp and renames it to data/raw at the end.
-        wait_until(lambda: list(data.glob(".raw.*.tmp/*.gz")), process, "download writing data/")
+        # The stage writes into data/.raw.tmp and renames it to data/raw at the end.
+        wait_until(lambda: list(data.glob(".raw.tmp/*.gz")), process, "download writing data/")
         kill_group_and_wait(process, signal.SIGKILL)
     set_params(project, {"download.mirrors": []})
 
     assert not (data / "raw").exists()
-    assert len(list(data.glob(".raw.*.tmp"))) == 1  # SIGKILL left its temporary folder: only a new run can clean up
+    assert (data / ".raw.tmp").is_dir()  # SIGKILL left its temporary folder: the next run starts it afresh
 
     result = dvc(project, "repro", "download")
 
     assert stages_run(result.stdout) == ["download"]
-    assert list(data.glob(".raw.*.tmp")) == []
+    assert not (data / ".raw.tmp").exists()
     assert sorted(p.name for p in data.iterdir()) == [".gitignore", "fashion-mnist", "raw"]
     assert read_lock(project)["stages"]["download"] == read_lock(reproduced_template)["stages"]["download"]
 
-
-def test_a_new_write_removes_temporaries_of_killed_writers_only(tmp_path):
-    child = subprocess.Popen(["true"])
-    child.wait()
-    dead = child.pid
-    stale_file = tmp_path / f".metrics.json.{dead}.abc123.tmp"
-    stale_dir = tmp_path / f".raw.{dead}.x_y9.tmp"
-    live = tmp_path / f".metrics.json.{os.getpid()}.def456.tmp"  # a write in progress elsewhere
-    other_output = tmp_path / f".metrics.json.old.{dead}.abc123.tmp"  # belongs to `metrics.json.old`
-    stale_file.write_text("half")
-    stale_dir.mkdir()
-    (stale_dir / "train-images-idx3-ubyte.gz").write_bytes(b"half")
-    live.write_text("in progress")
-    other_output.write_text("not ours")
-
-    write_text(tmp_path / "metrics.json", "{}\n")
-    with atomic_dir(tmp_path / "raw") as folder:
-        (folder / "file").write_text("whole")
-
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        [live.name, other_output.name, "metrics.json", "raw"]
-    )
-    assert (tmp_path / "raw" / "file").read_text() == "whole"
-    remove_stale_temporaries(tmp_path / "metrics.json.old")
-    assert not other_output.exists()
-
-
-
-def test_a_temporary_whose_pid_now_belongs_to_a_newer_process_is_stale(tmp_path):
-    """A killed writer's pid given to another process later (tests in parallel, a busy machine) frees it."""
-    newer = subprocess.Popen(["sleep", "30"])
-    try:
-        reused = tmp_path / f".metrics.json.{newer.pid}.abc123.tmp"
-        reused.write_text("half")
-        written = time.time() - 60  # the killed writer wrote it a minute before `newer` started
-        os.utime(reused, (written, written))
-        live = tmp_path / f".metrics.json.{newer.pid}.def456.tmp"  # written by `newer` itself: in progress
-        live.write_text("in progress")
-        remove_stale_temporaries(tmp_path / "metrics.json")
-        assert sorted(p.name for p in tmp_path.iterdir()) == [live.name]
-    finally:
-        newer.kill()
-        newer.wait()
-
-
-def test_a_temporary_of_a_killed_writer_not_yet_reaped_is_stale(tmp_path):
-    """SIGKILL leaves a zombie until its parent reaps it: it is gone as a writer already."""
-    writer = subprocess.Popen(["sleep", "30"])
-    try:
-        half = tmp_path / f".metrics.json.{writer.pid}.abc123.tmp"
-        half.write_text("half")
-        os.kill(writer.pid, signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while Path(f"/proc/{writer.pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z":
-            assert time.monotonic() < deadline, "the killed writer never became a zombie"
-            time.sleep(0.01)
-        remove_stale_temporaries(tmp_path / "metrics.json")
-        assert list(tmp_path.iterdir()) == []
-    finally:
-        writer.kill()
-        writer.wait()
 
 def test_replacing_a_folder_leaves_the_new_one_and_no_temporaries(tmp_path):
     target = tmp_path / "raw"
@@ -272,8 +195,8 @@ def test_replacing_a_folder_leaves_the_new_one_and_no_temporaries(tmp_path):
 def test_a_damaged_model_file_is_one_line(tmp_path, content):
     path = tmp_path / "scratch.safetensors"
     path.write_bytes(content)
-    with pytest.raises(StageError) as caught:
-        load_tensors(path)
+    with pytest.raises(UserError) as caught:
+        load_model("scratch", path)
     message = str(caught.value)
-    assert message.startswith(f"model file {path} cannot be read (") and "\n" not in message
-    assert message.endswith("rerun the stage that trains it")
+    assert message.startswith(f"{path} is not a safetensors model file (") and "\n" not in message
+    assert message.endswith("rerun `dvc repro train_scratch`")

@@ -1,4 +1,4 @@
-"""stages/params.py: params.yaml read as DVC reads it, every wrong value rejected in one line."""
+"""fmnist/params.py: params.yaml read as DVC reads it, every wrong value rejected in one line."""
 
 import math
 
@@ -6,8 +6,8 @@ import pytest
 import yaml
 from conftest import PROJECT_ROOT
 
-from stages.common import StageError
-from stages.params import SCHEMA, Yaml12Loader, load_params
+from fmnist.errors import UserError
+from fmnist.params import SCHEMA, Yaml12Loader, load_params
 
 # Every entry as raw YAML text, so that a case can write exactly what a user would.
 GOOD = {
@@ -148,7 +148,7 @@ def test_pyyamls_own_safe_loader_is_left_as_it_was():
 )
 def test_a_wrong_value_is_one_line_naming_key_value_and_what_is_allowed(tmp_path, dotted, raw, key, given, allowed):
     section = dotted.partition(".")[0]
-    with pytest.raises(StageError) as caught:
+    with pytest.raises(UserError) as caught:
         load(tmp_path, params_text({dotted: raw}), section)
     message = str(caught.value)
     assert "\n" not in message
@@ -183,17 +183,17 @@ def test_boundary_values_are_accepted(tmp_path):
     ],
 )
 def test_a_broken_file_is_one_line(tmp_path, text, expected):
-    with pytest.raises(StageError) as caught:
+    with pytest.raises(UserError) as caught:
         load(tmp_path, text, "train_nn")
     assert expected in str(caught.value) and "\n" not in str(caught.value)
 
 
 def test_a_missing_file_says_where_to_run_from(tmp_path):
-    with pytest.raises(StageError, match="not found; run the stage from the project's root folder"):
+    with pytest.raises(UserError, match="not found; run the stage from the project's root folder"):
         load_params("train_nn", path=tmp_path / "params.yaml")
 
 
 def test_yaml_tags_that_would_build_python_objects_are_refused(tmp_path):
     text = params_text({"train_nn.lr": "!!python/object/apply:os.system ['echo hacked']"})
-    with pytest.raises(StageError, match="is not valid YAML"):
+    with pytest.raises(UserError, match="is not valid YAML"):
         load(tmp_path, text, "train_nn")

@@ -5,7 +5,7 @@ import json
 import pytest
 from conftest import REPRO_LOG, commit, dvc, set_params, stages_run
 
-from stages.common import CLASS_NAMES
+from fmnist.data import CLASS_NAMES
 
 ALL_STAGES = ["download", "flatten", "train_scratch", "train_nn", "evaluate"]
 METRICS = ["metrics/train_scratch.json", "metrics/train_nn.json", "metrics/evaluate.json"]
@@ -47,49 +47,39 @@ def test_repro_runs_every_stage_and_writes_every_file(reproduced_template, repro
     assert stages_run(dvc(project, "repro").stdout) == []
 
 
-@pytest.mark.parametrize(
-    ("change", "expected"),
-    [
-        ({"train_nn.lr": 0.05}, ["train_nn", "evaluate"]),
-        ({"train_nn.epochs": 2}, ["train_nn", "evaluate"]),
-        ({"seed": 7}, ["train_nn", "evaluate"]),
-        ({"train_scratch.lr": 0.05}, ["train_scratch", "evaluate"]),
-        ({"train_scratch.max_iter": 6}, ["train_scratch", "evaluate"]),
-        # download reruns, finds the same verified files, so nothing downstream does
-        ({"download.mirrors": ["/nonexistent-mirror"]}, ["download"]),
-    ],
-)
-def test_a_param_change_reruns_exactly_the_stages_it_affects(reproduced, change, expected):
-    set_params(reproduced, change)
-    result = dvc(reproduced, "repro")
-    assert stages_run(result.stdout) == expected
+# Applied one after another to one project: each must rerun exactly these stages, then nothing.
+PARAM_CHANGES = [
+    ({"train_nn.lr": 0.05}, ["train_nn", "evaluate"]),
+    ({"train_nn.epochs": 2}, ["train_nn", "evaluate"]),
+    ({"seed": 7}, ["train_nn", "evaluate"]),
+    ({"train_scratch.lr": 0.05}, ["train_scratch", "evaluate"]),
+    ({"train_scratch.max_iter": 6}, ["train_scratch", "evaluate"]),
+    # download reruns, finds the same verified files, so nothing downstream does
+    ({"download.mirrors": ["/nonexistent-mirror"]}, ["download"]),
+]
+# A stage whose code changed runs again; its outputs come out the same, so the stages after it
+# are skipped: each code file reruns only the stages that run it, and a command none of them.
+CODE_CHANGES = [
+    ("fmnist/softmax.py", ["train_scratch"]),
+    ("fmnist/linear.py", ["train_nn"]),
+    ("stages/train_nn.py", ["train_nn"]),
+    ("fmnist/figures.py", ["evaluate"]),
+    ("stages/evaluate.py", ["evaluate"]),
+    ("fmnist/params.py", ["download", "train_scratch", "train_nn"]),
+    ("fmnist/data.py", ALL_STAGES),
+    ("tools/predict.py", []),
+]
+
+
+def test_each_change_reruns_exactly_the_stages_it_affects(reproduced):
+    for change, expected in PARAM_CHANGES:
+        set_params(reproduced, change)
+        assert stages_run(dvc(reproduced, "repro").stdout) == expected, change
+    for edited, expected in CODE_CHANGES:
+        with open(reproduced / edited, "a", encoding="utf-8") as f:
+            f.write("\n# edited\n")
+        assert stages_run(dvc(reproduced, "repro").stdout) == expected, edited
     assert stages_run(dvc(reproduced, "repro").stdout) == []
-
-
-@pytest.mark.parametrize(
-    ("edited", "expected"),
-    [
-        # A stage whose code changed runs again; its outputs come out the same, so
-        # the stages after it are skipped: each code file reruns only its users.
-        ("stages/softmax.py", ["train_scratch"]),
-        ("stages/train_nn.py", ["train_nn"]),
-        ("stages/evaluate.py", ["evaluate"]),
-        ("stages/figures.py", ["evaluate"]),
-        ("stages/params.py", ["download", "train_scratch", "train_nn"]),
-        ("stages/flatten.py", ALL_STAGES),
-    ],
-)
-def test_a_code_change_reruns_exactly_the_stages_that_run_that_code(reproduced, edited, expected):
-    with open(reproduced / edited, "a", encoding="utf-8") as f:
-        f.write("\n# edited\n")
-    assert stages_run(dvc(reproduced, "repro").stdout) == expected
-
-
-def test_a_code_change_and_a_seed_change_together_rerun_the_union(reproduced):
-    with open(reproduced / "stages/softmax.py", "a", encoding="utf-8") as f:
-        f.write("\n# edited\n")
-    set_params(reproduced, {"seed": 11})
-    assert stages_run(dvc(reproduced, "repro").stdout) == ["train_scratch", "train_nn", "evaluate"]
 
 
 def test_metrics_diff_shows_the_effect_of_an_lr_change(reproduced):

@@ -6,7 +6,7 @@ import torch
 from sklearn import datasets
 from sklearn.metrics import classification_report
 
-from stages import softmax
+from fmnist import softmax
 
 
 @pytest.fixture

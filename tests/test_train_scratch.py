@@ -1,4 +1,4 @@
-"""stages/train_scratch.py with stages/softmax.py: the notebook's gradient descent, no work wasted.
+"""stages/train_scratch.py with fmnist/softmax.py: the notebook's gradient descent, no work wasted.
 
 The reference is the closed-form gradient (P - Y)^T X / n in float64, written
 out here; the stage gets its gradient from autograd in float32.
@@ -11,8 +11,10 @@ import pytest
 import torch
 from safetensors.numpy import load_file
 
-from stages import flatten, softmax, train_scratch
-from stages.common import resolve_device
+from fmnist import softmax
+from fmnist.data import save_split
+from fmnist.params import resolve_device
+from stages import train_scratch
 
 N_FEATURES, N_CLASSES = 784, 10
 
@@ -84,8 +86,8 @@ def test_divergence_keeps_the_last_finite_model_and_loss():
     images, labels = synthetic()
     result, _ = train_scratch.train(images / 255, labels, lr=1e4, max_iter=50, tol=0.0)
     metrics = train_scratch.summarize(result, 0.5)
-    assert result.diverged and metrics["diverged"] and metrics["diverged_at_iteration"] == result.iterations
-    assert metrics["final_loss"] == result.loss_history[-2]
+    assert result.diverged and metrics["diverged"] and metrics["iterations"] == result.iterations
+    assert metrics["train_loss"] == result.loss_history[-2]
     assert torch.isfinite(result.Theta).all()
 
 
@@ -95,8 +97,7 @@ def test_convergence_stops_early_and_is_reported():
     metrics = train_scratch.summarize(result, accuracy)
     assert result.converged and metrics["converged"] and not metrics["diverged"]
     assert metrics["iterations"] == result.iterations < 1000
-    assert metrics["final_loss"] == result.loss_history[-1]
-    assert metrics["diverged_at_iteration"] is None
+    assert metrics["train_loss"] == result.loss_history[-1]
 
 
 def test_auto_device_gives_the_cpu_result_on_a_machine_without_gpu():
@@ -123,8 +124,7 @@ def test_the_stage_measures_train_accuracy_on_the_training_split(tmp_path, monke
     flat.mkdir()
     pixels = images.numpy()
     for split, split_labels in (("train", labels), ("test", (labels + 1) % N_CLASSES)):
-        flatten.save_npy(flat / f"{split}_images.npy", pixels)
-        flatten.save_npy(flat / f"{split}_labels.npy", split_labels.numpy().astype(np.uint8))
+        save_split(flat, split, pixels, split_labels.numpy().astype(np.uint8))
     (tmp_path / "params.yaml").write_text("train_scratch: {lr: 0.05, max_iter: 12, tol: 0.0, device: cpu}\n")
     monkeypatch.chdir(tmp_path)
 
@@ -146,4 +146,4 @@ def test_the_stage_measures_train_accuracy_on_the_training_split(tmp_path, monke
     assert curve[0] == "iteration,loss"
     assert [int(line.split(",")[0]) for line in curve[1:]] == list(range(1, 13))
     np.testing.assert_allclose([float(line.split(",")[1]) for line in curve[1:]], reference_losses, rtol=1e-4)
-    assert metrics["final_loss"] == pytest.approx(reference_losses[-1], rel=1e-4)
+    assert metrics["train_loss"] == pytest.approx(reference_losses[-1], rel=1e-4)
