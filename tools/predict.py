@@ -1,12 +1,8 @@
 """Classify your own images with the trained models: top three classes per model, as text, JSON or a figure.
 
-Each image is prepared as Fashion-MNIST's were made from product photos:
-grayscale, light object on black, cropped to the object, centred on a
-square, resized to 28 x 28. An image already 28 x 28 is only inverted when
-its background is light, so an image of the data set gets exactly the
-class `evaluate` gave it. The models are the artifacts dvc.yaml declares,
-from the workspace or, with --rev, from any commit, branch, tag or
-experiment through `dvc.api` (nothing is checked out).
+Images are prepared as Fashion-MNIST's were (light object on black, cropped, centred, 28 x 28); one already
+28 x 28 is at most inverted, so an image of the data set gets exactly the class `evaluate` gave it. The models
+are dvc.yaml's artifacts, from the workspace or, with --rev, any commit, branch, tag or experiment (dvc.api).
 """
 
 import argparse
@@ -16,40 +12,34 @@ import warnings
 
 import numpy as np
 import yaml
+from PIL import Image, ImageFilter, ImageOps
 
 from fmnist import figures, models
 from fmnist.data import CLASS_NAMES, IMAGE_SIDE, N_FEATURES
 from fmnist.errors import UserError, one_line_errors
 
-MODEL_NAMES = ("nn", "scratch")
-# Fashion-MNIST trimmed each photo's edges within 5% of the background's level: the same tolerance finds the object.
-OBJECT_THRESHOLD = round(0.05 * 255)
-
 
 def load_models(names, rev=None):
     """{model name: its arrays}, from the paths under dvc.yaml's `artifacts:`, in the workspace or at `rev`."""
-    with open("dvc.yaml", encoding="utf-8") as file:
-        artifacts = yaml.safe_load(file)["artifacts"]
+    try:
+        with open("dvc.yaml", encoding="utf-8") as file:
+            paths = {name: artifact["path"] for name, artifact in yaml.safe_load(file)["artifacts"].items()}
+    except FileNotFoundError:
+        raise UserError("no dvc.yaml here: run this from the project's root folder") from None
     if rev is None:
-        return {name: models.load_model(name, artifacts[name]["path"]) for name in names}
+        return {name: models.load_model(name, paths[name]) for name in names}
     import dvc.api
     from dvc.exceptions import DvcException
 
-    loaded = {}
-    for name in names:
-        path = artifacts[name]["path"]
-        try:
-            loaded[name] = models.load_model(name, dvc.api.read(path, rev=rev, mode="rb"))
-        except (DvcException, FileNotFoundError) as error:
-            raise UserError(f"--rev {rev!r}: cannot read {path} ({' '.join(str(error).split())}); give a commit, "
-                            "branch, tag or experiment (`dvc exp show`) whose dvc.lock records it") from None
-    return loaded
+    try:
+        return {name: models.load_model(name, dvc.api.read(paths[name], rev=rev, mode="rb")) for name in names}
+    except (DvcException, FileNotFoundError) as error:
+        raise UserError(f"--rev {rev!r}: {' '.join(str(error).split())} (give a commit, branch, tag or experiment, "
+                        "as `dvc exp show` lists them, whose dvc.lock records the models)") from None
 
 
 def read_gray(path):
     """An image file -> (H, W) uint8 gray levels (0 black), upright; transparent parts count as white paper."""
-    from PIL import Image, ImageOps
-
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)  # refused before its pixels are decoded
@@ -67,8 +57,7 @@ def read_gray(path):
 
 
 def border(gray):
-    """(H, W) -> the pixels of the outermost rows and columns."""
-    return np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    return np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])  # the outermost rows and columns
 
 
 def prepare(gray):
@@ -77,19 +66,18 @@ def prepare(gray):
         gray = 255 - gray
     if gray.shape == (IMAGE_SIDE, IMAGE_SIDE):
         return gray
-    from PIL import Image, ImageFilter
-
     background = min(float(np.median(border(gray))), 254.0)  # the paper's level becomes 0, white stays 255
     gray = np.rint((gray - background).clip(0) * (255 / (255 - background))).astype(np.uint8)
-    # The object is looked for in a median-filtered copy, so a camera's noise on the paper does not widen the crop.
-    found = np.asarray(Image.fromarray(gray).filter(ImageFilter.MedianFilter(3))) > OBJECT_THRESHOLD
+    # The object: above 5% of white (as Fashion-MNIST trimmed edges within 5% of the background), looked for in a
+    # median-filtered copy, so a camera's noise on the paper does not widen the crop.
+    found = np.asarray(Image.fromarray(gray).filter(ImageFilter.MedianFilter(3))) > round(0.05 * 255)
     if found.any():
         rows, columns = np.flatnonzero(found.any(axis=1)), np.flatnonzero(found.any(axis=0))
         gray = gray[rows[0]:rows[-1] + 1, columns[0]:columns[-1] + 1]
+    # Centred on a black square, so resizing keeps its aspect ratio.
     height, width = gray.shape
-    side = max(height, width)
-    square = np.zeros((side, side), dtype=np.uint8)
-    top, left = (side - height) // 2, (side - width) // 2
+    square = np.zeros((max(height, width),) * 2, dtype=np.uint8)
+    top, left = (len(square) - height) // 2, (len(square) - width) // 2
     square[top:top + height, left:left + width] = gray
     return np.asarray(Image.fromarray(square).resize((IMAGE_SIDE, IMAGE_SIDE), Image.Resampling.LANCZOS))
 
@@ -105,7 +93,7 @@ def probabilities(name, model, image):
 def figure_of(rows):
     """[(path, (28, 28) image, {model: (10,) probabilities})] -> per image the input the models see, then bars."""
     n_models = len(rows[0][2])
-    figure = figures.new_figure(figsize=(2.4 + 4.2 * n_models, 2.6 * len(rows) + 0.2), dpi=figures.DPI)
+    figure = figures.new_figure(figsize=(2.4 + 4.2 * n_models, 2.6 * len(rows)), layout="constrained")
     grid = figure.subplots(len(rows), 1 + n_models, squeeze=False,
                            gridspec_kw={"width_ratios": [0.55] + [1.0] * n_models})
     for axes, (path, image, shares) in zip(grid, rows, strict=True):
@@ -117,8 +105,6 @@ def figure_of(rows):
             bars.set(xlim=(0, 1), title=f"{name}: {CLASS_NAMES[best]} {100 * p[best]:.1f}%")
             bars.invert_yaxis()
             bars.tick_params(labelsize=8)
-    figure.subplots_adjust(left=0.04, right=0.98, bottom=0.6 / figure.get_figheight(),
-                           top=1 - 0.35 / figure.get_figheight(), wspace=0.55, hspace=0.45)
     return figure
 
 
@@ -131,14 +117,13 @@ def main(argv=None):
     parser.add_argument("--json", action="store_true", help="one JSON object per image and line")
     parser.add_argument("--figure", metavar="OUT.png", help="draw inputs and probabilities into this PNG")
     args = parser.parse_args(argv)
-    loaded = load_models(MODEL_NAMES if args.model == "both" else (args.model,), args.rev)
+    loaded = load_models(("nn", "scratch") if args.model == "both" else (args.model,), args.rev)
 
-    drawn, failed = [], False
+    drawn = []  # (path, image, {model: probabilities}) of each readable image
     for path in args.images:  # a bad image is one line in its place; the others are still predicted
         try:
             image = prepare(read_gray(path))
         except UserError as error:
-            failed = True
             print(json.dumps({"image": path, "error": str(error)}) if args.json else f"error: {error}",
                   file=sys.stdout if args.json else sys.stderr, flush=True)
             continue
@@ -157,7 +142,7 @@ def main(argv=None):
             figures.save_png(figure_of(drawn), args.figure)
         except OSError as error:
             raise UserError(f"--figure {args.figure}: cannot be written ({error.strerror or error})") from None
-    if failed:
+    if len(drawn) < len(args.images):
         sys.exit(2)
 
 
