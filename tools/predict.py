@@ -48,9 +48,8 @@ def read_gray(path):
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         problem = getattr(error, "strerror", None) or " ".join(str(error).split())
         raise UserError(f"{path}: not a readable image ({problem})") from None
-    if image.mode.startswith("I"):  # 16 or 32 bits a pixel: scaled to 8, not clipped at 255 as convert("L") does
-        levels = np.asarray(image, dtype=np.float64)
-        return np.rint(levels / 257 if levels.max() > 255 else levels).clip(0, 255).astype(np.uint8)
+    if image.mode.startswith("I") and np.asarray(image).max() > 255:  # 16 bits: scaled, not clipped by convert("L")
+        image = Image.fromarray(np.rint(np.asarray(image) / 257).clip(0, 255).astype(np.uint8))
     if image.has_transparency_data:
         image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image.convert("RGBA"))
     return np.asarray(image.convert("L"))
@@ -104,7 +103,6 @@ def figure_of(rows):
             bars.barh(CLASS_NAMES, p, color=["tab:orange" if i == best else "tab:blue" for i in range(len(p))])
             bars.set(xlim=(0, 1), title=f"{name}: {CLASS_NAMES[best]} {100 * p[best]:.1f}%")
             bars.invert_yaxis()
-            bars.tick_params(labelsize=8)
     return figure
 
 
@@ -117,6 +115,8 @@ def main(argv=None):
     parser.add_argument("--json", action="store_true", help="one JSON object per image and line")
     parser.add_argument("--figure", metavar="OUT.png", help="draw inputs and probabilities into this PNG")
     args = parser.parse_args(argv)
+    if args.figure and not args.figure.endswith(".png"):
+        raise UserError(f"--figure {args.figure!r}: give a file name that ends in .png")
     loaded = load_models(("nn", "scratch") if args.model == "both" else (args.model,), args.rev)
 
     drawn = []  # (path, image, {model: probabilities}) of each readable image
