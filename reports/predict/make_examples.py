@@ -1,55 +1,39 @@
-"""Make the example inputs of README's "Try it on your own images" from Fashion-MNIST test images.
+"""docs/predict.md's examples: `python -m reports.predict.make_examples`, after `dvc repro` or `dvc pull`.
 
-Each chosen test image becomes a 'photo': dark on light paper, upscaled 8
-times with bicubic interpolation, off-centre on a larger sheet, with a
-little sensor noise, saved as JPEG; the first is also saved as it is in
-the data set (28 x 28 PNG). Run from the project's root:
-
-    python reports/predict/make_examples.py
+Each chosen test image becomes a 'photo': dark on light gray paper, 8 times
+larger, off-centre, with a camera's noise, saved as JPEG; the sneaker is
+also saved as the data set holds it (28 x 28 PNG). Then predict classifies
+the four with the workspace's models: example.txt and example.png.
 """
 
-import gzip
-from pathlib import Path
+import contextlib
 
 import numpy as np
 from PIL import Image
 
-OUT = Path("reports/predict")
-TEST_IMAGES = Path("data/fashion-mnist/t10k-images-idx3-ubyte.gz")
-# Test-set index -> file name: a sneaker, a bag and a dress.
-EXAMPLES = {9: "sneaker", 18: "bag", 13: "dress"}
-SCALE = 8
-PAPER = 232  # light gray paper, not pure white
-NOISE = 3.0  # standard deviation of the sensor noise, in gray levels
+from fmnist.data import read_idx
+from tools import predict
+
+EXAMPLES = {9: "sneaker", 18: "bag", 13: "dress"}  # test-set index -> file name
+PAPER, NOISE = 232, 3.0  # the paper's gray level; the noise's standard deviation, in gray levels
 
 
-def as_photo(image, rng, margins):
-    """(28, 28) uint8, light on black -> Pillow image: dark on light paper, 8x larger, off-centre, noisy."""
-    side = 28 * SCALE
-    dark_on_light = (PAPER * (1 - image / 255.0)).astype(np.uint8)  # black paper -> PAPER, white object -> 0
-    upscaled = Image.fromarray(dark_on_light).resize((side, side), Image.Resampling.BICUBIC)
-    left, top, right, bottom = margins
-    sheet = np.full((side + top + bottom, side + left + right), PAPER, dtype=np.float64)
-    sheet[top:top + side, left:left + side] = np.asarray(upscaled, dtype=np.float64)
+def as_photo(image, rng, left=90, top=40, right=30, bottom=120):
+    """(28, 28) uint8, light on black -> a Pillow image: dark on light paper, 8 times larger, off-centre, noisy."""
+    dark_on_light = (PAPER * (1 - image / 255.0)).astype(np.uint8)
+    upscaled = np.asarray(Image.fromarray(dark_on_light).resize((224, 224), Image.Resampling.BICUBIC))
+    sheet = np.full((224 + top + bottom, 224 + left + right), float(PAPER))
+    sheet[top:top + 224, left:left + 224] = upscaled
     sheet += rng.normal(0, NOISE, sheet.shape)
     return Image.fromarray(np.clip(np.rint(sheet), 0, 255).astype(np.uint8)).convert("RGB")
 
 
-def read_test_images(path=TEST_IMAGES):
-    """(10000, 28, 28) uint8 from the IDX file (a 16-byte header, then the pixels row by row)."""
-    return np.frombuffer(gzip.decompress(path.read_bytes()), dtype=np.uint8, offset=16).reshape(-1, 28, 28)
-
-
-def main():
-    images = read_test_images()
+if __name__ == "__main__":
+    images = read_idx("data/fashion-mnist/t10k-images-idx3-ubyte.gz").reshape(-1, 28, 28)
     rng = np.random.default_rng(0)
     for index, name in EXAMPLES.items():
-        as_photo(images[index], rng, margins=(90, 40, 30, 120)).save(OUT / f"{name}.jpg", quality=90)
-        print(f"{OUT / (name + '.jpg')}: test image {index}")
-    first = next(iter(EXAMPLES))
-    Image.fromarray(images[first]).save(OUT / f"test-{first}.png")
-    print(f"{OUT / f'test-{first}.png'}: test image {first}, as in the data set")
-
-
-if __name__ == "__main__":
-    main()
+        as_photo(images[index], rng).save(f"reports/predict/{name}.jpg", quality=90)
+    Image.fromarray(images[9]).save("reports/predict/test-9.png")
+    inputs = [f"reports/predict/{name}" for name in ("sneaker.jpg", "bag.jpg", "dress.jpg", "test-9.png")]
+    with open("reports/predict/example.txt", "w", encoding="utf-8") as out, contextlib.redirect_stdout(out):
+        predict.main([*inputs, "--figure", "reports/predict/example.png"])
