@@ -73,6 +73,7 @@ class EpochPermutations(torch.utils.data.Sampler):
         return iter(torch.randperm(self.n, generator=self.generator).tolist())
 
 
+@pytest.mark.slow
 def test_same_batches_give_the_notebooks_model_epoch_after_epoch(fashion_mnist, torchvision_root):
     """Fed the batches train() draws, the notebook's loop ends each of two epochs with the same weights.
 
