@@ -24,7 +24,7 @@ pytest_plugins = ["pytester"]  # tests/test_fixtures.py runs pytest on small tes
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 COPIED = ["dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore",
-          "fmnist", "stages", "tools", "plots", "data/fashion-mnist", "data/.gitignore"]
+          "fmnist", "stages", "tools", "data/fashion-mnist", "data/.gitignore"]
 # Small settings for tests that check the pipeline's mechanics, not its accuracy.
 FAST_PARAMS = {"train_scratch.max_iter": 5, "train_nn.epochs": 1}
 
