@@ -20,11 +20,9 @@ import pytest
 from filelock import FileLock
 from ruamel.yaml import YAML
 
-pytest_plugins = ["pytester"]  # tests/test_fixtures.py runs pytest on small test modules
-
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 COPIED = ["dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore",
-          "stages", "plots", "data/fashion-mnist", "data/.gitignore"]
+          "fmnist", "stages", "tools", "data/fashion-mnist", "data/.gitignore"]
 # Small settings for tests that check the pipeline's mechanics, not its accuracy.
 FAST_PARAMS = {"train_scratch.max_iter": 5, "train_nn.epochs": 1}
 
