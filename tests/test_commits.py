@@ -7,7 +7,6 @@ The project keeps autostage off: `dvc repro` never writes git's index.
 
 import shutil
 
-import pytest
 import yaml
 from conftest import PROJECT_ROOT, dvc, run, set_params
 from pages import README, read
@@ -24,7 +23,6 @@ stages:
 """
 
 
-@pytest.mark.slow
 def test_an_edit_run_and_committed_as_readme_says_is_in_the_commit(tmp_path):
     (commit_command,) = [line for line in read(README).splitlines() if line.startswith("git add ")]
     project = tmp_path / "edits"
