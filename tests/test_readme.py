@@ -1,9 +1,7 @@
-"""The numbers the pages show are the files' that scripts write, and README's everyday loop prints what README shows.
+"""The pages' numbers are those of the files scripts write; README's everyday loop prints what README shows.
 
-README's results table is metrics/*.json to the digits shown; docs/answers.md
-embeds reports/sweep.md, which tools/sweep_report.py makes of the saved
-experiments. The slow test runs README's quick start and its loop in a
-fresh clone with an empty DVC cache, as a reader on another CPU would.
+README's results table is metrics/*.json; docs/answers.md embeds
+reports/sweep.md, which tools/sweep_report.py makes of the saved experiments.
 """
 
 import json
@@ -27,35 +25,18 @@ def metrics(project=PROJECT_ROOT):
     return {path.stem: json.loads(path.read_text()) for path in (project / "metrics").glob("*.json")}
 
 
-def results_table(page):
-    """{stage: [numbers as shown]} of the page's rows that start with a training stage and hold only numbers."""
-    rows = {}
-    for line in read(page).splitlines():
-        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-        stage = re.match(r"`(\w+)`", cells[0])
-        if line.startswith("|") and stage and stage.group(1) in MODELS and all(map(is_number, cells[1:])):
-            rows[stage.group(1)] = cells[1:]
-    return rows
-
-
-def is_number(text):
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
-
-
 def assert_results_table(page, found, units):
-    """The page's table: each model's train and test accuracy and macro-F1, within `units` of the last digit."""
-    table = results_table(page)
-    assert set(table) == set(MODELS), table
-    for stage, shown in table.items():
-        model = MODELS[stage]
-        values = [found[stage][model]["train_accuracy"], found["evaluate"][model]["accuracy"],
+    """The page's rows that start with a training stage and hold numbers: its model's train and test accuracy and
+    macro-F1 in `found` (the metrics files), within `units` of the last digit shown."""
+    rows = [cells for cells in ([cell.strip() for cell in line.strip("|").split("|")]
+                                for line in read(page).splitlines() if line.startswith("| `train_"))
+            if all(re.fullmatch(r"\d+\.\d+", cell) for cell in cells[1:])]
+    assert sorted(cells[0].split("`")[1] for cells in rows) == sorted(MODELS), rows
+    for stage, *shown in rows:
+        model = MODELS[stage.split("`")[1]]
+        values = [found[f"train_{model}"][model]["train_accuracy"], found["evaluate"][model]["accuracy"],
                   found["evaluate"][model]["macro_f1"]]
-        digits = [len(number.partition(".")[2]) for number in shown]
-        given = [f"{value:.{places}f}" for value, places in zip(values, digits, strict=True)]
+        given = [f"{value:.{len(number.split('.')[1])}f}" for value, number in zip(values, shown, strict=True)]
         assert all(same_to_the_digits_shown(a, b, units) for a, b in zip(given, shown, strict=True)), \
             f"{page} shows {shown} for {stage}; the metrics give {given}"
 
