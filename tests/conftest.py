@@ -1,8 +1,5 @@
-"""Fixtures for end-to-end tests: a copy of the project in a temporary git repository.
-
-The copy holds the project's code, params and bundled data (never
-../shared), and no outputs: every stage has to run for real.
-"""
+"""Fixtures for end-to-end tests: a copy of the project (code, params, bundled data, no outputs) in a temporary
+git repository, and the real `dvc` command line run in it."""
 
 import http.server
 import math
@@ -20,8 +17,6 @@ import pytest
 from filelock import FileLock
 from ruamel.yaml import YAML
 
-pytest_plugins = ["pytester"]  # tests/test_fixtures.py runs pytest on small test modules
-
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 COPIED = ["dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore",
           "fmnist", "stages", "tools", "data/fashion-mnist", "data/.gitignore"]
@@ -32,9 +27,8 @@ FAST_PARAMS = {"train_scratch.max_iter": 5, "train_nn.epochs": 1}
 def dvc_env():
     """The environment stage commands run in: this interpreter's `python` and `dvc` first on PATH.
 
-    The suite runs one worker per core, so a stage's OpenMP threads share
-    the cores with another worker's: they sleep while they wait
-    (OMP_WAIT_POLICY=PASSIVE, docs/speed.md), unless the caller chose.
+    One worker per core: a stage's OpenMP threads sleep while they wait for
+    another worker's (OMP_WAIT_POLICY=PASSIVE, docs/speed.md), unless the caller chose.
     """
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
@@ -62,10 +56,9 @@ def dvc(cwd, *args, check=True, timeout=600):
 def start_queue(cwd, jobs):
     """`dvc queue start -j jobs`; returns what it printed.
 
-    Its output goes to a file, not a pipe: the workers it starts inherit the
-    command's stdout and stderr, so a pipe would stay open until the last worker
-    exits, and a worker can hang in its own shutdown when dvc-task's idle
-    monitor fires while it is still finishing a task.
+    Its output goes to a file, not a pipe: the workers it starts inherit it,
+    and a pipe would stay open until the last worker exits (a worker can hang
+    in its own shutdown).
     """
     with tempfile.TemporaryFile("w+") as log:
         result = subprocess.run(["dvc", "queue", "start", "-j", str(jobs)], cwd=cwd, env=dvc_env(),
@@ -132,17 +125,14 @@ def commit(project, message="test"):
     run(project, "git", "commit", "-qm", message, "--allow-empty")
 
 
-# Folders whose files are named by their content, written once and never changed
-# in place: copies of a project hard-link them, so a copy costs its workspace only.
+# Files named by their content, never changed in place: a copy hard-links them and costs its workspace only.
 CONTENT_ADDRESSED = (".git/objects", ".dvc/cache")
 
 
 def copy_project(source, target):
     """Copy a project folder (git history and DVC cache included) to `target`; returns `target`.
 
-    Files under CONTENT_ADDRESSED are hard-linked, so a test's copy of a
-    reproduced project takes half the disk. Everything else is copied: a test
-    may rewrite a workspace file or params.yaml without touching `source`.
+    Everything but CONTENT_ADDRESSED is copied: a test may rewrite a workspace file without touching `source`.
     """
     source, target = Path(source), Path(target)
     shared = [source / folder for folder in CONTENT_ADDRESSED]
@@ -208,21 +198,18 @@ class LocalServer:
         self.thread.join()
 
 
-# A test that takes a copy of the project drives the real dvc command line:
-# it is slow, whether or not its author remembered to say so.
+# A test that takes a copy of the project drives the real dvc command line: it is slow, whether marked or not.
 END_TO_END_FIXTURES = {"project", "reproduced", "reproduced_template", "default_template"}
 
 
-# The longest modules, started first: pytest-xdist hands out files in collection order, and
-# the run ends when the last worker does, so a long module must not be the last one handed out.
-LONGEST_FIRST = ["test_workflows_in_act.py", "test_predict.py", "test_notebook.py", "test_pipeline.py"]
+# The longest modules, started first: pytest-xdist hands out files in collection order,
+# and the run ends when the last worker does.
+LONGEST_FIRST = ["test_workflows_in_act.py", "test_predict.py", "test_readme.py", "test_notebook.py",
+                 "test_pipeline.py"]
 
 
 def pytest_collection_modifyitems(config, items):
-    """Mark every test that uses an end-to-end fixture `slow`; put the LONGEST_FIRST modules first.
-
-    `pytest -m "not slow"` then runs the quick ones. Within a module the order stays as written.
-    """
+    """Mark every test that uses an end-to-end fixture `slow`; put the LONGEST_FIRST modules first."""
     for item in items:
         if END_TO_END_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
@@ -238,11 +225,8 @@ def project(tmp_path):
 
 @pytest.fixture(scope="module")
 def module_tmp_path(request, tmp_path_factory):
-    """A folder for one module's shared fixtures, removed after its last test unless a test failed.
-
-    tmp_path_retention_policy = "failed" does the same for each test's tmp_path,
-    so a run of the whole suite holds a few projects on disk at a time.
-    """
+    """A folder for one module's shared fixtures, removed after its last test unless a test failed
+    (as tmp_path_retention_policy = "failed" does for each test's tmp_path)."""
     path = tmp_path_factory.mktemp(request.module.__name__.rpartition(".")[2])
     failed_before = request.session.testsfailed
     yield path
@@ -259,11 +243,9 @@ def no_queue_worker_left_behind(tmp_path_factory):
 
 
 def shared_template(tmp_path_factory, name, build):
-    """The folder `name`/project that `build(path)` makes, made once per test run however many workers share it.
+    """The folder `name`/project that `build(path)` makes, once per run however many workers share it.
 
-    Under pytest-xdist each worker has its own temporary folder inside the
-    run's; the template goes next to those, and a file lock lets the first
-    worker build it while the others wait, then all of them copy it.
+    It goes next to the xdist workers' own folders; a file lock lets the first build it while the others wait.
     """
     root = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
@@ -295,10 +277,7 @@ def reproduced_template(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def default_template(tmp_path_factory):
-    """A copy with the default params.yaml after one full `dvc repro` (the real results), committed.
-
-    Copy it; don't change it.
-    """
+    """A copy with the default params.yaml after one full `dvc repro` (the real results), committed. Copy it."""
     return shared_template(tmp_path_factory, "defaults", reproduce_and_commit)
 
 
