@@ -118,7 +118,7 @@ def execute(project, scratch_folder):
     from nbclient import NotebookClient
 
     notebook = read_notebook(project / NOTEBOOK)
-    client = NotebookClient(notebook, timeout=EXECUTION_TIMEOUT_S, kernel_name="python3",
+    client = NotebookClient(notebook, timeout=EXECUTION_TIMEOUT_S, kernel_name="python3", coalesce_streams=True,
                             resources={"metadata": {"path": str((project / NOTEBOOK).parent)}})
     with kernel_environment(scratch_folder):
         started = time.perf_counter()
