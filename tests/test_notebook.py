@@ -3,19 +3,21 @@
 The slow test copies the project into a temporary git repository (code,
 params, bundled data, the notebook; no outputs), executes the notebook
 there with nbclient on this interpreter's ipykernel, as a student would
-run it: its `dvc repro` trains both models, its experiments run through
-DVC's queue. What every cell prints must then be the committed output of
-that cell, every number digit for digit (stderr, where the sweep's progress
-and timings go, is left out). The notebook prints
-rounded figures (4 decimals, tensors at torch's 4 significant digits),
-so float32's last bits do not reach them on this machine; a figure that
-moved means the code, the data or the params moved, and the committed
-outputs must be refreshed:
+run it: its `dvc repro` trains both models, and its two experiments run one
+after the other with `dvc exp run --temp`. What every cell prints must then
+be the committed output of that cell, word for word and number for number
+to the digits that hold on any CPU (another CPU adds float32 sums in another
+order): a fixed-point figure within 2 units of its last digit, one in
+scientific notation (a tensor's `4.2397e-06`) within a relative 1e-3, an
+integer exactly. stderr, where progress goes, is left out. A figure that
+moved further means the code, the data or the params moved, and the
+committed outputs must be refreshed:
 
     python tests/test_notebook.py     # execute afresh in a fresh copy, write the outputs into notebooks/
 
-The quick tests read the committed notebook: executed in order, the
-seed's checks kept as the course wrote them, the weight images shown.
+The quick tests read the committed notebook: executed in order without
+errors, the seed's checks kept as the course wrote them, no second
+implementation of the project's functions, no stray control character.
 """
 
 import contextlib
@@ -26,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import unicodedata
 from pathlib import Path
 
 import nbformat
@@ -37,7 +40,7 @@ from pages import same_to_the_digits_shown  # noqa: E402
 from planted_bugs import tracked_copy  # noqa: E402
 
 NOTEBOOK = Path("notebooks") / "aula03_softmax.ipynb"
-EXECUTION_TIMEOUT_S = 600  # a cell's limit; the whole notebook takes a few minutes
+EXECUTION_TIMEOUT_S = 1800  # a cell's limit: the cell of the two experiments trains twice
 NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
 # The course's checks on make_blobs, as the seed notebook has them.
 SEED_CHECKS = [
@@ -115,7 +118,7 @@ def execute(project, scratch_folder):
     from nbclient import NotebookClient
 
     notebook = read_notebook(project / NOTEBOOK)
-    client = NotebookClient(notebook, timeout=EXECUTION_TIMEOUT_S, kernel_name="python3",
+    client = NotebookClient(notebook, timeout=EXECUTION_TIMEOUT_S, kernel_name="python3", coalesce_streams=True,
                             resources={"metadata": {"path": str((project / NOTEBOOK).parent)}})
     with kernel_environment(scratch_folder):
         started = time.perf_counter()
@@ -149,10 +152,11 @@ def test_the_notebook_runs_afresh_and_prints_the_committed_numbers(tmp_path):
     assert re.fullmatch(r"(?: M dvc\.lock\n)?(?: M metrics/\S+\n)*", status), status
 
 
-def same_text_to_the_digits_shown(printed, committed, units=2):
-    """The same text, each number equal to the committed one or at most `units` of its last digit apart.
+def same_text_to_the_digits_shown(printed, committed, units=2, relative=1e-3):
+    """The same text, each number equal to the committed one to the digits that hold on any CPU.
 
-    Another CPU adds float32 sums in another order: a rounded figure may move in its last digit.
+    A fixed-point figure may be `units` of its last digit off, one in
+    scientific notation `relative` of its value; integers and words are exact.
     """
     if printed == committed:
         return True
@@ -160,9 +164,16 @@ def same_text_to_the_digits_shown(printed, committed, units=2):
     numbers, committed_numbers = NUMBER.findall(printed), NUMBER.findall(committed)
     if words != committed_words or len(numbers) != len(committed_numbers):
         return False
-    # Counts and exponents as printed; a rounded figure to the digits shown.
-    return all(number == shown if "e" in shown or "." not in shown else same_to_the_digits_shown(number, shown, units)
+    return all(same_number(number, shown, units, relative)
                for number, shown in zip(numbers, committed_numbers, strict=True))
+
+
+def same_number(number, shown, units, relative):
+    if "e" in shown:
+        return "e" in number and abs(float(number) - float(shown)) <= relative * abs(float(shown))
+    if "." in shown:
+        return "." in number and same_to_the_digits_shown(number, shown, units)
+    return number == shown
 
 
 def test_text_to_the_digits_shown_lets_only_a_last_digit_move():
@@ -170,6 +181,9 @@ def test_text_to_the_digits_shown_lets_only_a_last_digit_move():
     assert not same_text_to_the_digits_shown("acurácia 0.8415 em 10000", "acurácia 0.8411 em 10000")
     assert not same_text_to_the_digits_shown("acurácia 0.8411 em 10001", "acurácia 0.8411 em 10000")
     assert not same_text_to_the_digits_shown("Camisa 0.8411", "Casaco 0.8411")
+    assert same_text_to_the_digits_shown("[1.0000e+00, 4.2396e-06]", "[1.0000e+00, 4.2397e-06]")
+    assert not same_text_to_the_digits_shown("[1.0000e+00, 4.2496e-06]", "[1.0000e+00, 4.2397e-06]")
+    assert not same_text_to_the_digits_shown("[1.0000e+00, 4.2397e-05]", "[1.0000e+00, 4.2397e-06]")
 
 
 def test_the_committed_notebook_was_executed_whole_in_order():
@@ -187,38 +201,21 @@ def test_the_notebook_holds_the_seeds_setup_and_checks():
 
 
 def test_the_notebook_imports_the_project_and_defines_none_of_its_functions():
-    """No second implementation: softmax, cross_entropy, gradient, ... come from stages/, never from a cell."""
+    """No second implementation: softmax, cross_entropy, gradient, ... come from fmnist/, never from a cell."""
     sources = "\n".join(cell.source for cell in code_cells(read_notebook()))
-    assert "from stages.softmax import" in sources
-    from stages import softmax
+    assert "from fmnist.softmax import" in sources
+    from fmnist import softmax
 
     defined = set(re.findall(r"^def (\w+)", sources, re.M))
     project_functions = {name for name in dir(softmax) if callable(getattr(softmax, name))}
     assert defined & project_functions == set(), defined & project_functions
 
 
-def test_the_committed_outputs_show_the_weight_images_and_the_seeds_checks_passed():
-    cells = code_cells(read_notebook())
-    weights = [cell for cell in cells if "weights_figure" in cell.source]
-    assert len(weights) == 1 and images_shown(weights[0]) == 1
-    report = next(cell for cell in cells if "classification_report(y, y_p" in cell.source)
-    assert re.search(r"accuracy\s+1\.00\s+200", printed_text(report)), printed_text(report)
-
-
-def test_the_answers_quote_only_numbers_the_notebook_printed():
-    """Every accuracy the text quotes (the answers from "## Perguntas" on) is one that a cell printed above it."""
-    notebook = read_notebook()
-    start = next(i for i, cell in enumerate(notebook.cells) if cell.source.startswith("## Perguntas"))
-    printed = set()
-    quoted_anything = False
-    for index, cell in enumerate(notebook.cells):
-        if cell.cell_type == "code":
-            printed |= set(printed_numbers(cell))
-        elif index >= start:
-            quoted = set(re.findall(r"\b0\.\d{3,4}\b", cell.source))
-            quoted_anything |= bool(quoted)
-            assert quoted <= printed, f"{sorted(quoted - printed)} not printed above:\n{cell.source}"
-    assert quoted_anything
+def test_no_cell_holds_a_control_character():
+    """A `\\b` typed in a string that Python reads becomes a backspace: the formula shows `ar` instead of `\\bar`."""
+    for index, cell in enumerate(read_notebook().cells):
+        stray = {hex(ord(char)) for char in cell.source if unicodedata.category(char) == "Cc" and char not in "\n\t"}
+        assert not stray, f"cell {index} holds control characters {stray}"
 
 
 def main():
