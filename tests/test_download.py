@@ -11,15 +11,14 @@ import http.server
 import socket
 
 import pytest
-from conftest import PROJECT_ROOT, LocalServer, dvc, set_params
+from conftest import PROJECT_ROOT, LocalServer
 
 from fmnist.data import FILES as MD5
 from stages import download
 
 BUNDLED = PROJECT_ROOT / "data" / "fashion-mnist"
 TORCHVISION_MIRROR = download.TORCHVISION_MIRROR  # the tests replace it by a dead local port
-FILES = list(MD5)
-TRAIN_IMAGES, TRAIN_LABELS = "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"
+TRAIN_IMAGES = "train-images-idx3-ubyte.gz"
 TEST_IMAGES, TEST_LABELS = "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"
 
 
@@ -151,63 +150,13 @@ def test_a_server_that_hangs_up_early_is_reported(tmp_path, capsys):
     assert warning.startswith(f"warning: {name} from {server.url}: ") and warning.count("\n") == 1, warning
 
 
-def test_a_good_mirror_is_used_before_the_bundled_copy(tmp_path, capsys):
-    destination = tmp_path / "out"
-    destination.mkdir()
-    with Server({TEST_LABELS: (BUNDLED / TEST_LABELS).read_bytes()}) as server:
-        used = download.fetch_verified(TEST_LABELS, MD5[TEST_LABELS], [server.url, "/nonexistent"], destination)
-    assert used == server.url and capsys.readouterr().err == ""
-    assert md5_of(destination / TEST_LABELS) == MD5[TEST_LABELS]
-
-
-def test_bad_mirrors_through_dvc_repro_are_reported_and_the_bundled_copy_wins(project):
-    folder = bad_folder(project.parent / "mirror", {
-        TRAIN_IMAGES: (BUNDLED / TRAIN_IMAGES).read_bytes()[:100_000],
-        TRAIN_LABELS: rewritten(TRAIN_LABELS, flip_first_label),
-        TEST_IMAGES: None,
-        TEST_LABELS: (BUNDLED / TEST_LABELS).read_bytes()[:3000],
-    })
-    before = digest(folder)
-    served = {
-        TRAIN_IMAGES: (BUNDLED / TRAIN_IMAGES).read_bytes(),
-        TRAIN_LABELS: rewritten(TRAIN_LABELS, flip_first_label),
-        TEST_LABELS: rewritten(TEST_LABELS, lambda content: content.extend(b"\0")),
-    }
-    with Server(served, hang_up={TRAIN_IMAGES}) as server:
-        set_params(project, {"download.mirrors": [str(folder), server.url]})
-        result = dvc(project, "repro", "download")
-
-    assert "Traceback" not in result.stdout + result.stderr
-    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
-    expected = {
-        (TRAIN_IMAGES, str(folder)): "checksum mismatch",
-        (TRAIN_LABELS, str(folder)): "checksum mismatch",
-        (TEST_IMAGES, str(folder)): "No such file or directory",
-        (TEST_LABELS, str(folder)): "checksum mismatch",
-        (TRAIN_IMAGES, server.url): "",
-        (TRAIN_LABELS, server.url): "checksum mismatch",
-        (TEST_IMAGES, server.url): "HTTP Error 404",
-        (TEST_LABELS, server.url): "checksum mismatch",
-    }
-    assert len(warnings) == len(expected), result.stderr
-    for (name, source), problem in expected.items():
-        assert any(line.startswith(f"warning: {name} from {source}: ") and problem in line for line in warnings), (
-            name, source, problem, warnings)
-    for name in FILES:
-        assert f"{name}: verified, from data/fashion-mnist" in result.stdout
-        assert md5_of(project / "data" / "raw" / name) == MD5[name]
-    assert digest(folder) == before
-    assert {method for method, _ in server.requests} == {"GET"}
-    assert sorted(p.name for p in (project / "data").iterdir()) == [".gitignore", "fashion-mnist", "raw"]
-
-
 def test_when_every_source_is_bad_the_stage_names_each_and_leaves_nothing(tmp_path, monkeypatch, capsys):
     project = tmp_path / "project"
     (project / "data").mkdir(parents=True)
     mirror = bad_folder(tmp_path / "mirror", {TRAIN_IMAGES: (BUNDLED / TRAIN_IMAGES).read_bytes()[:5000]})
     bundled = bad_folder(tmp_path / "bundled", {
         TRAIN_IMAGES: rewritten(TRAIN_IMAGES, flip_first_label),
-        **{name: (BUNDLED / name).read_bytes() for name in FILES[1:]},
+        **{name: (BUNDLED / name).read_bytes() for name in list(MD5)[1:]},
     })
     dead_torchvision = dead_url()
     monkeypatch.setattr(download, "TORCHVISION_MIRROR", dead_torchvision)
@@ -231,20 +180,6 @@ def test_when_every_source_is_bad_the_stage_names_each_and_leaves_nothing(tmp_pa
     assert reasons[2].startswith(f"{bundled}: checksum mismatch")
     assert reasons[3].startswith(f"{dead_torchvision}: URLError") and "Connection refused" in reasons[3]
     assert list((project / "data").iterdir()) == []  # no data/raw, not even a temporary one
-
-
-def test_a_missing_bundled_folder_is_named_in_one_line(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "params.yaml").write_text("download:\n  mirrors: []\n")
-
-    with pytest.raises(SystemExit):
-        download.main(["--bundled", "nowhere", "--out", "data/raw"])
-
-    err = capsys.readouterr().err
-    assert err.splitlines()[-1].startswith(
-        f"error: no source served a verified {TRAIN_IMAGES}; tried nowhere: FileNotFoundError: "
-        f"[Errno 2] No such file or directory: 'nowhere/{TRAIN_IMAGES}'; ")
-    assert list((tmp_path / "data").iterdir()) == []
 
 
 def test_the_file_list_and_mirror_are_torchvisions():

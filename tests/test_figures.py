@@ -51,11 +51,6 @@ def test_read_csv_columns_names_the_file_and_the_problem(tmp_path, text, problem
     assert str(path) in str(error.value)
 
 
-def test_read_csv_columns_of_a_missing_file_says_which_stage_to_run(tmp_path):
-    with pytest.raises(UserError, match="does not exist; run the stage"):
-        figures.read_csv_columns(tmp_path / "nope.csv")
-
-
 def test_confusion_figure_writes_every_count_in_its_cell():
     matrix = np.random.default_rng(1).integers(0, 500, (10, 10))
     figure = figures.confusion_figure(matrix, CLASS_NAMES, "title")
@@ -76,20 +71,6 @@ def test_nn_history_figure_plots_loss_and_both_accuracies_per_epoch():
     lines = {line.get_label(): line.get_ydata() for line in accuracy_axes.get_lines()}
     np.testing.assert_array_equal(lines["train accuracy"], data["train_accuracy"])
     np.testing.assert_array_equal(lines["test accuracy"], data["test_accuracy"])
-
-
-def test_scratch_loss_figure_plots_loss_against_iteration():
-    iterations, losses = np.arange(1, 8), np.linspace(2.3, 0.6, 7)
-    (line,) = figures.scratch_loss_figure(iterations, losses).axes[0].get_lines()
-    np.testing.assert_array_equal(line.get_xdata(), iterations)
-    np.testing.assert_array_equal(line.get_ydata(), losses)
-
-
-def test_misclassified_indices_are_the_first_mistakes_in_order():
-    true = np.array([0, 1, 2, 3, 4, 5, 6])
-    predicted = np.array([0, 2, 2, 0, 4, 1, 1])
-    assert figures.misclassified_indices(true, predicted, 2).tolist() == [1, 3]
-    assert figures.misclassified_indices(true, predicted, 10).tolist() == [1, 3, 5, 6]
 
 
 def test_misclassified_figure_captions_each_image_with_true_and_predicted_names():

@@ -6,16 +6,14 @@ kernel's OOM killer (SIGKILL) would deliver it. The next `dvc repro` must
 then produce exactly what an uninterrupted run produces.
 """
 
-import http.server
 import os
 import signal
 import subprocess
-import threading
 import time
 from pathlib import Path
 
 import pytest
-from conftest import LocalServer, copy_project, dvc, dvc_env, set_params, stages_run
+from conftest import copy_project, dvc, dvc_env, set_params, stages_run
 from ruamel.yaml import YAML
 
 from fmnist.errors import UserError
@@ -120,64 +118,6 @@ def test_train_scratch_killed_mid_loop_then_repro_gives_the_uninterrupted_result
     assert read_lock(reproduced) == uninterrupted_lock  # every hash, the model's and the metrics' included
     assert temporaries(reproduced) == []
     assert "train_scratch" not in dvc(reproduced, "status", "train_scratch").stdout
-
-
-class StallingMirror(LocalServer):
-    """An HTTP mirror on 127.0.0.1 that serves the first file whole and stalls inside the second.
-
-    The download stage then sits, for as long as the test wants, with one
-    file verified in its temporary folder: the kill lands there every time.
-    """
-
-    def __init__(self, folder):
-        release, served = threading.Event(), []
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 - the name http.server calls
-                body = (folder / self.path.rsplit("/", 1)[-1]).read_bytes()
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                served.append(self.path)
-                if len(served) == 1:
-                    self.wfile.write(body)
-                else:
-                    self.wfile.write(body[:100])
-                    self.wfile.flush()
-                    release.wait(WAIT_S)
-
-            def log_message(self, *args):
-                pass
-
-        self.release = release
-        super().__init__(Handler)
-
-    def __exit__(self, *exc):
-        self.release.set()  # the stalled request returns, so the server can shut down
-        super().__exit__(*exc)
-
-
-def test_download_killed_while_writing_leaves_no_data_raw_and_repro_recovers(project, reproduced_template, monkeypatch):
-    data = project / "data"
-    for name in ("no_proxy", "NO_PROXY"):
-        monkeypatch.setenv(name, "127.0.0.1,localhost")
-    with StallingMirror(data / "fashion-mnist") as mirror, open(project.parent / "interrupted.log", "w") as log:
-        set_params(project, {"download.mirrors": [mirror.url]})
-        process = start_repro(project, log, "download")
-        # The stage writes into data/.raw.tmp and renames it to data/raw at the end.
-        wait_until(lambda: list(data.glob(".raw.tmp/*.gz")), process, "download writing data/")
-        kill_group_and_wait(process, signal.SIGKILL)
-    set_params(project, {"download.mirrors": []})
-
-    assert not (data / "raw").exists()
-    assert (data / ".raw.tmp").is_dir()  # SIGKILL left its temporary folder: the next run starts it afresh
-
-    result = dvc(project, "repro", "download")
-
-    assert stages_run(result.stdout) == ["download"]
-    assert not (data / ".raw.tmp").exists()
-    assert sorted(p.name for p in data.iterdir()) == [".gitignore", "fashion-mnist", "raw"]
-    assert read_lock(project)["stages"]["download"] == read_lock(reproduced_template)["stages"]["download"]
 
 
 def test_replacing_a_folder_leaves_the_new_one_and_no_temporaries(tmp_path):

@@ -47,7 +47,7 @@ def test_the_results_table_is_the_committed_metrics(page):
 
 
 def test_the_reports_are_what_sweep_report_makes_of_the_saved_experiments(tmp_path):
-    sweep_report.main(["--exp-json", str(REPORTS / "exp_show.json"), "--out", str(tmp_path)])
+    sweep_report.main(["--from", str(REPORTS / "exp_show.json"), "--out", str(tmp_path)])
     for name in ("sweep.md", "sweep.csv"):
         assert (tmp_path / name).read_text() == (REPORTS / name).read_text(), f"reports/{name} is stale"
     assert (REPORTS / "sweep.md").read_text() in read("docs/answers.md"), "docs/answers.md's copy of reports/sweep.md"
@@ -62,7 +62,7 @@ def test_the_sweeps_runs_of_the_default_settings_are_the_committed_metrics():
         rows = table[(table[f"{stage}.lr"] == settings["lr"]) & (table[f"{stage}.{steps}"] == settings[steps])]
         expected = [committed[stage][model]["train_accuracy"], committed["evaluate"][model]["accuracy"]]
         assert len(rows) >= 1, stage
-        for found in rows[[f"{model}_train_accuracy", f"{model}_test_accuracy"]].itertuples(index=False):
+        for found in rows[[f"{model}.train_accuracy", f"{model}.accuracy"]].itertuples(index=False):
             pairs = zip(found, expected, strict=True)
             assert all(same_to_the_digits_shown(f"{a:.4f}", f"{b:.4f}", units=1) for a, b in pairs), \
                 f"{stage}: the sweep gave {tuple(found)}, the committed metrics {expected}"
