@@ -200,10 +200,18 @@ def test_the_notebook_holds_the_seeds_setup_and_checks():
         assert any(check in source for source in sources), check
 
 
+# An exercise cell (nbgrader's solution markers, tests/test_student_version.py): the course's function, which the
+# student version leaves for the student to write; in the key, the project's function called with the same arguments.
+EXERCISE = re.compile(r'def \w+\((.+)\):\n    """[^"]+"""\n    ### BEGIN SOLUTION\n    import fmnist\.softmax\n'
+                      r"    return fmnist\.softmax\.\w+\(\1\)\n    ### END SOLUTION")
+
+
 def test_the_notebook_imports_the_project_and_defines_none_of_its_functions():
     """No second implementation: softmax, cross_entropy, gradient, ... come from fmnist/, never from a cell."""
-    sources = "\n".join(cell.source for cell in code_cells(read_notebook()))
+    cells = code_cells(read_notebook())
+    sources = "\n".join(cell.source for cell in cells if not EXERCISE.fullmatch(cell.source))
     assert "from fmnist.softmax import" in sources
+    assert any(EXERCISE.fullmatch(cell.source) for cell in cells)
     from fmnist import softmax
 
     defined = set(re.findall(r"^def (\w+)", sources, re.M))
