@@ -70,7 +70,11 @@ def test_the_student_version_is_the_key_without_its_answers():
             start, _, rest = given.source.partition("    ### BEGIN SOLUTION\n")
             assert handed_out.source == start + STUB.replace("\n", "\n    ").join(["    ", rest.partition(
                 "    ### END SOLUTION")[2]]), handed_out.source
-    assert len(exercises(student)) == 4 and len(graded_tests(student)) == 4
+    assert [cell.metadata.nbgrader.grade_id for cell in student.cells if nbgrader(cell, "solution")] == [
+        "softmax", "cross_entropy", "derivadas", "previsoes", "resposta_1", "resposta_2", "resposta_3"]
+    assert len(graded_tests(student)) == 4
+    # The answers are the project's functions: the student version never names them (it imports them in its setup).
+    assert [cell.id for cell in student.cells if "fmnist.softmax." in cell.source] == []
     assert all(cell.metadata.get("editable") is False for cell in graded_tests(student))
 
 
