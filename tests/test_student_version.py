@@ -14,6 +14,7 @@ solution cells pasted in, every one passes.
 
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -68,8 +69,7 @@ def test_the_student_version_is_the_key_without_its_answers():
             assert handed_out.source == "SUA RESPOSTA AQUI"
         else:  # the signature and docstring, and the stub in place of the solution
             start, _, rest = given.source.partition("    ### BEGIN SOLUTION\n")
-            assert handed_out.source == start + STUB.replace("\n", "\n    ").join(["    ", rest.partition(
-                "    ### END SOLUTION")[2]]), handed_out.source
+            assert handed_out.source == start + textwrap.indent(STUB, "    ") + rest.partition("### END SOLUTION")[2]
     assert [cell.metadata.nbgrader.grade_id for cell in student.cells if nbgrader(cell, "solution")] == [
         "softmax", "cross_entropy", "derivadas", "previsoes", "resposta_1", "resposta_2", "resposta_3"]
     assert len(graded_tests(student)) == 4
