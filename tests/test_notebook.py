@@ -105,8 +105,8 @@ def pointed_at(notebook, url):
 
 
 @contextlib.contextmanager
-def students_environment(folder):
-    """os.environ as on a student's machine, and a kernel spec `python3` that runs this interpreter.
+def students_environment(folder, **variables):
+    """os.environ as on a student's machine, and `variables`; a kernel spec `python3` that runs this interpreter.
 
     No git identity (an empty HOME, no GIT_AUTHOR_*/GIT_COMMITTER_*, no
     system git config) and no venv on PATH: the notebook's first cell must
@@ -129,7 +129,7 @@ def students_environment(folder):
     os.environ.update(
         PATH=os.pathsep.join(entry for entry in saved.get("PATH", "").split(os.pathsep) if entry != venv_bin),
         HOME=str(folder / "home"), GIT_CONFIG_NOSYSTEM="1", JUPYTER_PATH=str(folder),
-        OMP_WAIT_POLICY=saved.get("OMP_WAIT_POLICY", "PASSIVE"))  # one test worker per core (conftest.dvc_env)
+        OMP_WAIT_POLICY=saved.get("OMP_WAIT_POLICY", "PASSIVE"), **variables)  # one worker per core (dvc_env)
     try:
         yield
     finally:
@@ -235,10 +235,18 @@ def test_the_notebook_holds_the_seeds_setup_and_checks():
         assert any(check in source for source in sources), check
 
 
+# An exercise cell (nbgrader's solution markers, tests/test_student_version.py): the course's function, which the
+# student version leaves for the student to write; in the key, the project's function called with the same arguments.
+EXERCISE = re.compile(r'def \w+\((.+)\):\n    """[^"]+"""\n    ### BEGIN SOLUTION\n    import fmnist\.softmax\n'
+                      r"    return fmnist\.softmax\.\w+\(\1\)\n    ### END SOLUTION")
+
+
 def test_the_notebook_imports_the_project_and_defines_none_of_its_functions():
     """No second implementation: softmax, cross_entropy, gradient, ... come from fmnist/, never from a cell."""
-    sources = "\n".join(cell.source for cell in code_cells(read_notebook()))
+    cells = code_cells(read_notebook())
+    sources = "\n".join(cell.source for cell in cells if not EXERCISE.fullmatch(cell.source))
     assert "from fmnist.softmax import" in sources
+    assert any(EXERCISE.fullmatch(cell.source) for cell in cells)
     from fmnist import softmax
 
     defined = set(re.findall(r"^def (\w+)", sources, re.M))
