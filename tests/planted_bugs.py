@@ -186,6 +186,10 @@ def main(argv=None):
     bugs = [bug for bug in BUGS if keyword in bug.name or keyword in bug.path]
     with tempfile.TemporaryDirectory(prefix="planted-bugs-") as folder:
         root = tracked_copy(Path(folder) / "project")
+        # A git repository, as a clone is: the tests that copy the project list its files with git.
+        identity = ["-c", "user.name=planted-bugs", "-c", "user.email=planted-bugs@localhost"]
+        for command in (["init", "-q"], ["add", "-A"], [*identity, "commit", "-qm", "copy"]):
+            subprocess.run(["git", *command], cwd=root, check=True, capture_output=True)
         unchanged = {tests: passes(root, tests) for tests in sorted({bug.tests for bug in bugs})}
         verdicts = []
         for bug in bugs:
