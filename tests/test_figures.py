@@ -1,7 +1,6 @@
 """fmnist/figures.py: each figure shows the data it is given."""
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from fmnist import figures, models
@@ -146,7 +145,7 @@ def test_draw_figures_writes_seven_pngs(tmp_path):
 def test_a_diverged_runs_nan_and_inf_survive_the_csv_round_trip(tmp_path):
     """write_csv writes NaN as `nan`; read_csv_columns reads it back as a number, while an empty field is refused."""
     path = tmp_path / "history.csv"
-    write_csv(path, pd.DataFrame({"epoch": [1, 2], "train_loss": [float("inf"), float("nan")]}))
+    write_csv(path, [{"epoch": 1, "train_loss": float("inf")}, {"epoch": 2, "train_loss": float("nan")}])
     assert path.read_text() == "epoch,train_loss\n1,inf\n2,nan\n"
     columns = figures.read_csv_columns(path)
     assert columns["train_loss"].iloc[0] == float("inf") and np.isnan(columns["train_loss"].iloc[1])
