@@ -4,11 +4,14 @@ Figures are built with matplotlib's object API (a Figure drawn by the Agg
 canvas, no pyplot), so nothing depends on a global backend or on figures
 left open. `png_bytes` leaves out the "Software" tag and writes no date, so
 the same data gives the same bytes on every rerun: git and `dvc status`
-see no change when nothing changed. matplotlib is imported by the first
+see no change when nothing changed. Each figure takes `words`, a dict that
+translates the English it draws (PORTUGUESE: the notebook's figures); the
+title is an argument of its own. matplotlib is imported by the first
 figure drawn, not with this module: the evaluate stage writes its metrics
 first.
 """
 
+import functools
 import io
 import warnings
 from pathlib import Path
@@ -21,6 +24,18 @@ from fmnist.files import atomic_path
 
 DPI = 100
 IMAGE_SIDE = 28
+# Every word a figure draws besides its title, in Portuguese: what the course's
+# notebook passes as `words`. A figure drawn without `words` is in English.
+PORTUGUESE = {
+    "predicted": "classe prevista", "actual": "classe verdadeira",
+    "epoch": "época", "iteration": "iteração", "cross-entropy": "entropia cruzada",
+    "training loss": "perda de treino", "train loss": "perda de treino", "accuracy": "acurácia",
+    "train accuracy": "acurácia de treino", "test accuracy": "acurácia de teste",
+    "true": "real", "pred": "prevista", "no misclassified images": "nenhuma imagem errada",
+    "T-shirt/top": "camiseta/top", "Trouser": "calça", "Pullover": "pulôver", "Dress": "vestido",
+    "Coat": "casaco", "Sandal": "sandália", "Shirt": "camisa", "Sneaker": "tênis", "Bag": "bolsa",
+    "Ankle boot": "bota",
+}
 
 
 def read_csv_columns(path):
@@ -48,6 +63,11 @@ def read_csv_columns(path):
     return numbers.astype(float)
 
 
+def translate(words, text):
+    """`text` in the language of `words` (a dict from English, such as PORTUGUESE); English when None."""
+    return (words or {}).get(text, text)
+
+
 def new_figure(**options):
     """matplotlib's Figure(**options); matplotlib loads with the first figure drawn."""
     from matplotlib.figure import Figure
@@ -55,9 +75,10 @@ def new_figure(**options):
     return Figure(**options)
 
 
-def confusion_figure(matrix, class_names, title):
+def confusion_figure(matrix, class_names, title, words=None):
     """(c, c) counts, rows = actual class, columns = predicted class -> annotated heat map."""
     matrix = np.asarray(matrix)
+    class_names = [translate(words, name) for name in class_names]
     figure = new_figure(figsize=(7.5, 6.5), dpi=DPI)
     axes = figure.add_subplot()
     image = axes.imshow(matrix, cmap="Blues")
@@ -65,8 +86,8 @@ def confusion_figure(matrix, class_names, title):
     ticks = np.arange(len(class_names))
     axes.set_xticks(ticks, class_names, rotation=45, ha="right")
     axes.set_yticks(ticks, class_names)
-    axes.set_xlabel("predicted")
-    axes.set_ylabel("actual")
+    axes.set_xlabel(translate(words, "predicted"))
+    axes.set_ylabel(translate(words, "actual"))
     axes.set_title(title)
     # Dark cells get white digits, so every count stays readable.
     threshold = matrix.max() / 2 if matrix.size else 0
@@ -77,20 +98,21 @@ def confusion_figure(matrix, class_names, title):
     return figure
 
 
-def nn_history_figure(history, title="train_nn: per epoch"):
+def nn_history_figure(history, title="train_nn: per epoch", words=None):
     """Columns epoch, train_loss, train_accuracy, test_accuracy of (e,) values -> loss and accuracy panels."""
+    say = functools.partial(translate, words)
     figure = new_figure(figsize=(10, 4), dpi=DPI)
     loss_axes, accuracy_axes = figure.subplots(1, 2)
     epochs = history["epoch"]
-    loss_axes.plot(epochs, history["train_loss"], marker="o", label="train loss")
-    loss_axes.set_xlabel("epoch")
-    loss_axes.set_ylabel("cross-entropy")
-    loss_axes.set_title("training loss")
-    accuracy_axes.plot(epochs, history["train_accuracy"], marker="o", label="train accuracy")
-    accuracy_axes.plot(epochs, history["test_accuracy"], marker="s", label="test accuracy")
-    accuracy_axes.set_xlabel("epoch")
-    accuracy_axes.set_ylabel("accuracy")
-    accuracy_axes.set_title("accuracy")
+    loss_axes.plot(epochs, history["train_loss"], marker="o", label=say("train loss"))
+    loss_axes.set_xlabel(say("epoch"))
+    loss_axes.set_ylabel(say("cross-entropy"))
+    loss_axes.set_title(say("training loss"))
+    accuracy_axes.plot(epochs, history["train_accuracy"], marker="o", label=say("train accuracy"))
+    accuracy_axes.plot(epochs, history["test_accuracy"], marker="s", label=say("test accuracy"))
+    accuracy_axes.set_xlabel(say("epoch"))
+    accuracy_axes.set_ylabel(say("accuracy"))
+    accuracy_axes.set_title(say("accuracy"))
     for axes in (loss_axes, accuracy_axes):
         axes.grid(alpha=0.3)
         axes.legend()
@@ -99,13 +121,13 @@ def nn_history_figure(history, title="train_nn: per epoch"):
     return figure
 
 
-def scratch_loss_figure(iterations, losses, title="train_scratch: loss per iteration"):
+def scratch_loss_figure(iterations, losses, title="train_scratch: loss per iteration", words=None):
     """(n,) iteration numbers and (n,) losses -> the gradient-descent loss curve."""
     figure = new_figure(figsize=(6, 4), dpi=DPI)
     axes = figure.add_subplot()
     axes.plot(iterations, losses)
-    axes.set_xlabel("iteration")
-    axes.set_ylabel("cross-entropy")
+    axes.set_xlabel(translate(words, "iteration"))
+    axes.set_ylabel(translate(words, "cross-entropy"))
     axes.set_title(title)
     axes.grid(alpha=0.3)
     figure.subplots_adjust(left=0.14, right=0.96, bottom=0.13, top=0.9)
@@ -118,7 +140,7 @@ def misclassified_indices(true_labels, predicted, count):
     return wrong[:count]
 
 
-def misclassified_figure(images, true_labels, predicted, class_names, title, count=18, columns=6):
+def misclassified_figure(images, true_labels, predicted, class_names, title, count=18, columns=6, words=None):
     """(N, 784) pixels in [0, 1], (N,) true and predicted ids -> grid of the first `count` mistakes.
 
     Each image is captioned with its true and its predicted class; a model
@@ -133,10 +155,11 @@ def misclassified_figure(images, true_labels, predicted, class_names, title, cou
         axes.axis("off")
     for axes, index in zip(grid.flat, chosen, strict=False):  # the grid may have spare cells
         axes.imshow(images[index].reshape(IMAGE_SIDE, IMAGE_SIDE), cmap="gray_r", vmin=0, vmax=1)
-        truth, guess = class_names[int(true_labels[index])], class_names[int(predicted[index])]
-        axes.set_title(f"#{index}\ntrue: {truth}\npred: {guess}", fontsize=7)
+        truth, guess = (translate(words, class_names[int(i)]) for i in (true_labels[index], predicted[index]))
+        axes.set_title(f"#{index}\n{translate(words, 'true')}: {truth}\n{translate(words, 'pred')}: {guess}",
+                       fontsize=7)
     if len(chosen) == 0:
-        grid[0, 0].text(0, 0.5, "no misclassified images", fontsize=10)
+        grid[0, 0].text(0, 0.5, translate(words, "no misclassified images"), fontsize=10)
     figure.suptitle(title)
     # Fixed margins: tight_layout measured every caption and cost 0.4 s a figure.
     figure.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=1 - 0.95 / figure.get_figheight(),
@@ -144,7 +167,7 @@ def misclassified_figure(images, true_labels, predicted, class_names, title, cou
     return figure
 
 
-def weights_figure(weights, class_names, title="what each model learned: one weight image per class"):
+def weights_figure(weights, class_names, title="what each model learned: one weight image per class", words=None):
     """{model name: (c, 784) weights, the intercept left out} -> one row of c 28 x 28 images per model.
 
     Pixel (i, j) of class k's image is the weight that pixel gets in class
@@ -169,7 +192,7 @@ def weights_figure(weights, class_names, title="what each model learned: one wei
             image = axes.imshow(weight_row.reshape(IMAGE_SIDE, IMAGE_SIDE), cmap="RdBu_r", vmin=-limit, vmax=limit)
             axes.set_xticks([])
             axes.set_yticks([])
-            axes.set_title(name, fontsize=8)
+            axes.set_title(translate(words, name), fontsize=8)
         row[0].set_ylabel(model, fontsize=10)
         last = row[-1].get_position()
         figure.colorbar(image, cax=figure.add_axes((last.x1 + 0.01, last.y0, 0.008, last.height)))

@@ -142,6 +142,37 @@ def test_draw_figures_writes_seven_pngs(tmp_path):
                                                                "weights.png"]
 
 
+def texts_drawn(figure):
+    """Every non-empty string the figure draws: titles, axis labels, tick labels, legends, annotations."""
+    from matplotlib.text import Text
+
+    return [text.get_text() for text in figure.findobj(Text) if text.get_text().strip()]
+
+
+def each_figure(words):
+    """The five kinds of figure, drawn from the same data, with `words` (None: English) and a neutral title."""
+    images, labels, predicted = random_case(7)
+    loss = history()
+    return [
+        figures.confusion_figure(np.eye(10, dtype=int), CLASS_NAMES, "T", words=words),
+        figures.nn_history_figure(loss, "T", words=words),
+        figures.scratch_loss_figure(loss["epoch"], loss["train_loss"], "T", words=words),
+        figures.misclassified_figure(images, labels, predicted, CLASS_NAMES, "T", words=words),
+        figures.misclassified_figure(images, labels, labels, CLASS_NAMES, "T", words=words),
+        figures.weights_figure(random_weights(8), CLASS_NAMES, "T", words=words),
+    ]
+
+
+def test_figures_drawn_with_portuguese_words_hold_no_english_word_they_would_otherwise_draw():
+    for english, portuguese in zip(each_figure(None), each_figure(figures.PORTUGUESE), strict=True):
+        english_texts, portuguese_texts = texts_drawn(english), texts_drawn(portuguese)
+        drawn_in_english = {word for word in figures.PORTUGUESE if any(word in text for text in english_texts)}
+        assert drawn_in_english, "the English figure draws none of the words PORTUGUESE translates"
+        left = {word for word in drawn_in_english if any(word in text for text in portuguese_texts)}
+        assert not left, f"{english.axes[0].get_title()!r}: English words in the Portuguese figure: {left}"
+        assert len(portuguese_texts) == len(english_texts)
+
+
 def test_a_diverged_runs_nan_and_inf_survive_the_csv_round_trip(tmp_path):
     """write_csv writes NaN as `nan`; read_csv_columns reads it back as a number, while an empty field is refused."""
     path = tmp_path / "history.csv"
