@@ -1,17 +1,19 @@
-"""The lesson's notebook: run afresh in a fresh copy of the project, it prints the numbers committed with it.
+"""The lesson's notebook: run afresh from an empty folder, it prints the numbers committed with it.
 
 The slow test copies the project into a temporary git repository (code,
-params, bundled data, the notebook; no outputs), executes the notebook
-there with nbclient on this interpreter's ipykernel, as a student would
-run it: its `dvc repro` trains both models, and its two experiments run one
-after the other with `dvc exp run --temp`. What every cell prints must then
-be the committed output of that cell, word for word and number for number
-to the digits that hold on any CPU (another CPU adds float32 sums in another
+params, bundled data, the notebook; no outputs) and executes the notebook
+alone from an empty folder, pointed at that repository by a file:// URL,
+as from Colab or a downloaded notebook: no git identity, no venv on PATH,
+the kernel on this interpreter. Its first cell clones the project, its
+`dvc repro` trains both models, and its two experiments run one after the
+other with `dvc exp run --temp`. What every cell prints must then be the
+committed output of that cell, word for word and number for number to the
+digits that hold on any CPU (another CPU adds float32 sums in another
 order): a fixed-point figure within 2 units of its last digit, one in
 scientific notation (a tensor's `4.2397e-06`) within a relative 1e-3, an
 integer exactly. stderr, where progress goes, is left out. A figure that
 moved further means the code, the data or the params moved, and the
-committed outputs must be refreshed:
+committed outputs must be refreshed, from a run inside a fresh copy:
 
     python tests/test_notebook.py     # execute afresh in a fresh copy, write the outputs into notebooks/
 
@@ -35,7 +37,7 @@ import nbformat
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # conftest, when run as a script
-from conftest import PROJECT_ROOT, commit, dvc_env, run  # noqa: E402
+from conftest import PROJECT_ROOT, commit, run  # noqa: E402
 from pages import same_to_the_digits_shown  # noqa: E402
 from planted_bugs import tracked_copy  # noqa: E402
 
@@ -92,20 +94,42 @@ def fresh_project(destination):
     return destination
 
 
-@contextlib.contextmanager
-def kernel_environment(folder):
-    """os.environ for the kernel: dvc_env()'s, and a kernel spec `python3` that runs this interpreter.
+def pointed_at(notebook, url):
+    """`notebook` with its URL_DO_PROJETO line, the one a teacher edits, set to `url`."""
+    lines = [(cell, line) for cell in code_cells(notebook) for line in cell.source.splitlines()
+             if line.startswith("URL_DO_PROJETO = ")]
+    assert len(lines) == 1, lines
+    cell, line = lines[0]
+    cell.source = cell.source.replace(line, f"URL_DO_PROJETO = {url!r}")
+    return notebook
 
-    The spec lives in `folder`, first on JUPYTER_PATH: nothing is registered
-    outside it, and no other `python3` kernel installed on the machine is used.
+
+@contextlib.contextmanager
+def students_environment(folder, **variables):
+    """os.environ as on a student's machine, and `variables`; a kernel spec `python3` that runs this interpreter.
+
+    No git identity (an empty HOME, no GIT_AUTHOR_*/GIT_COMMITTER_*, no
+    system git config) and no venv on PATH: the notebook's first cell must
+    cope. The kernel spec lives in `folder`, first on JUPYTER_PATH: nothing
+    is registered outside it, and no other `python3` kernel is used.
     """
-    spec = Path(folder) / "kernels" / "python3"
+    folder = Path(folder)
+    spec = folder / "kernels" / "python3"
     spec.mkdir(parents=True)
     (spec / "kernel.json").write_text(json.dumps({
         "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": "Python 3 (ipykernel)", "language": "python"}))
+    (folder / "home").mkdir()
+    venv_bin = str(Path(sys.executable).parent)
     saved = dict(os.environ)
-    os.environ.update(dvc_env(), JUPYTER_PATH=str(folder))
+    for name in [name for name in os.environ if name.startswith(("GIT_AUTHOR_", "GIT_COMMITTER_"))]:
+        del os.environ[name]
+    for name in ("VIRTUAL_ENV", "XDG_CONFIG_HOME"):
+        os.environ.pop(name, None)
+    os.environ.update(
+        PATH=os.pathsep.join(entry for entry in saved.get("PATH", "").split(os.pathsep) if entry != venv_bin),
+        HOME=str(folder / "home"), GIT_CONFIG_NOSYSTEM="1", JUPYTER_PATH=str(folder),
+        OMP_WAIT_POLICY=saved.get("OMP_WAIT_POLICY", "PASSIVE"), **variables)  # one worker per core (dvc_env)
     try:
         yield
     finally:
@@ -113,31 +137,40 @@ def kernel_environment(folder):
         os.environ.update(saved)
 
 
-def execute(project, scratch_folder):
-    """The notebook of `project`, executed afresh from its own folder; (notebook, seconds)."""
+def execute(notebook, folder, scratch_folder):
+    """`notebook` executed afresh with `folder` as its working folder, in a student's environment; seconds taken."""
     from nbclient import NotebookClient
 
-    notebook = read_notebook(project / NOTEBOOK)
     client = NotebookClient(notebook, timeout=EXECUTION_TIMEOUT_S, kernel_name="python3", coalesce_streams=True,
-                            resources={"metadata": {"path": str((project / NOTEBOOK).parent)}})
-    with kernel_environment(scratch_folder):
+                            resources={"metadata": {"path": str(folder)}})
+    with students_environment(scratch_folder):
         started = time.perf_counter()
         client.execute()
-        return notebook, time.perf_counter() - started
+        return time.perf_counter() - started
+
+
+def git_config(project, name):
+    return subprocess.run(["git", "config", "--local", name], cwd=project, capture_output=True, text=True).stdout
 
 
 @pytest.mark.slow
-def test_the_notebook_runs_afresh_and_prints_the_committed_numbers(tmp_path):
+def test_the_notebook_runs_from_an_empty_folder_and_prints_the_committed_numbers(tmp_path):
+    """As from Colab or a downloaded notebook: the notebook alone in an empty folder clones the project."""
     committed = read_notebook()
     project = fresh_project(tmp_path / "project")
-    params = (project / "params.yaml").read_bytes()
-    executed, seconds = execute(project, tmp_path / "jupyter")
+    assert not git_config(project, "user.name")
+    folder = tmp_path / "aula"
+    folder.mkdir()
+    executed = pointed_at(read_notebook(project / NOTEBOOK), project.as_uri())
+    seconds = execute(executed, folder, tmp_path / "jupyter")
     print(f"the notebook ran in {seconds:.0f} s")
+    (clone,) = folder.iterdir()
 
     differences = []
+    # The first code cell's output says where the project came from: the only one that differs by design.
     for index, (old, new) in enumerate(zip(code_cells(committed), code_cells(executed), strict=True)):
         # Whole text, not only its numbers: a class name in the wrong place is as wrong as a digit.
-        if not same_text_to_the_digits_shown(printed_text(new), printed_text(old)):
+        if index > 0 and not same_text_to_the_digits_shown(printed_text(new), printed_text(old)):
             pairs = zip(printed_numbers(old), printed_numbers(new), strict=False)  # a cut-short output: fewer
             moved = [(was, now) for was, now in pairs if was != now][:5]
             differences.append(f"code cell {index + 1} ({old.source.splitlines()[0]}), numbers moved: {moved}\n"
@@ -145,10 +178,12 @@ def test_the_notebook_runs_afresh_and_prints_the_committed_numbers(tmp_path):
         assert images_shown(new) == images_shown(old), f"code cell {index + 1} shows another number of images"
     assert not differences, "\n".join(differences)
 
+    # The experiments' commits needed a git identity: the notebook gave the clone one of its own.
+    assert git_config(clone, "user.name") and git_config(clone, "user.email")
     # The experiments ran in DVC's temporary copies and were removed; the workspace is as committed, but
     # for what another CPU's dvc repro rewrites in its last bits: dvc.lock and metrics/ (README).
-    assert (project / "params.yaml").read_bytes() == params
-    status = subprocess.run(["git", "status", "--porcelain"], cwd=project, capture_output=True, text=True).stdout
+    assert (clone / "params.yaml").read_bytes() == (project / "params.yaml").read_bytes()
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=clone, capture_output=True, text=True).stdout
     assert re.fullmatch(r"(?: M dvc\.lock\n)?(?: M metrics/\S+\n)*", status), status
 
 
@@ -200,10 +235,18 @@ def test_the_notebook_holds_the_seeds_setup_and_checks():
         assert any(check in source for source in sources), check
 
 
+# An exercise cell (nbgrader's solution markers, tests/test_student_version.py): the course's function, which the
+# student version leaves for the student to write; in the key, the project's function called with the same arguments.
+EXERCISE = re.compile(r'def \w+\((.+)\):\n    """[^"]+"""\n    ### BEGIN SOLUTION\n    import fmnist\.softmax\n'
+                      r"    return fmnist\.softmax\.\w+\(\1\)\n    ### END SOLUTION")
+
+
 def test_the_notebook_imports_the_project_and_defines_none_of_its_functions():
     """No second implementation: softmax, cross_entropy, gradient, ... come from fmnist/, never from a cell."""
-    sources = "\n".join(cell.source for cell in code_cells(read_notebook()))
+    cells = code_cells(read_notebook())
+    sources = "\n".join(cell.source for cell in cells if not EXERCISE.fullmatch(cell.source))
     assert "from fmnist.softmax import" in sources
+    assert any(EXERCISE.fullmatch(cell.source) for cell in cells)
     from fmnist import softmax
 
     defined = set(re.findall(r"^def (\w+)", sources, re.M))
@@ -219,10 +262,11 @@ def test_no_cell_holds_a_control_character():
 
 
 def main():
-    """Execute the notebook afresh in a fresh copy of the project and write it, with its outputs, into notebooks/."""
+    """Execute the notebook afresh inside a fresh copy of the project; write it, outputs and all, into notebooks/."""
     with tempfile.TemporaryDirectory() as folder:
         project = fresh_project(Path(folder) / "project")
-        executed, seconds = execute(project, Path(folder) / "jupyter")
+        executed = read_notebook(project / NOTEBOOK)
+        seconds = execute(executed, (project / NOTEBOOK).parent, Path(folder) / "jupyter")
     nbformat.write(executed, PROJECT_ROOT / NOTEBOOK)
     print(f"{NOTEBOOK}: executed afresh in {seconds:.0f} s")
 
