@@ -13,9 +13,10 @@ command line:
 
 and, before and after each of them, one epoch of the notebook's loop
 (benchmarks/notebook_loop.py: torchvision dataset, ToTensor, DataLoader of
-50). Each row's ratio is its time over the mean of the two epochs around
-it, so a machine whose other work comes and goes slows both sides alike;
-the table gives the medians over repetitions. Several revs (a before and an
+50). Each row is a median over repetitions, given as a ratio to the median
+of all those epochs: epochs spread over the whole run, so the ratio
+follows the machine's load while one epoch slowed by a passing job does
+not move it. Several revs (a before and an
 after) are timed in turns within each repetition, in the same hour. A
 benchmark, not a test: nothing here fails because a machine is slow.
 """
@@ -65,20 +66,18 @@ def notebook_epoch(root):
 
 
 def repetition(rev, workdir, epoch):
-    """{row: (seconds, notebook epochs)} in a fresh clone of `rev`; `epoch()` times one notebook epoch."""
+    """{row: seconds} in a fresh clone of `rev`; `epoch()` times one notebook epoch after each row."""
     project = workdir / "project"
     subprocess.run(["git", "clone", "-q", str(PROJECT_ROOT), str(project)], check=True)
     subprocess.run(["git", "-C", str(project), "checkout", "-q", rev], check=True)
     subprocess.run(["git", "-C", str(project), "config", "user.name", "bench"], check=True)
     subprocess.run(["git", "-C", str(project), "config", "user.email", "bench@localhost"], check=True)
-    results, before = {}, epoch()
+    results = {}
+    epoch()
 
     def row(name, command):
-        nonlocal before
-        seconds = timed(command, project)
-        after = epoch()
-        results[name] = (seconds, seconds / ((before + after) / 2))
-        before = after
+        results[name] = timed(command, project)
+        epoch()
 
     row("clean", ["dvc", "repro"])
     params = project / "params.yaml"
@@ -127,7 +126,7 @@ def main(argv=None):
                     runs[rev].append(repetition(rev, Path(workdir), epoch))
                 rows = runs[rev][-1].items()
                 print(f"repetition {rep + 1}/{args.reps} of {rev}: "
-                      + ", ".join(f"{row} {seconds:.1f} s ({ratio:.2f})" for row, (seconds, ratio) in rows),
+                      + ", ".join(f"{row} {seconds:.1f} s" for row, seconds in rows),
                       file=sys.stderr)
     table = markdown_table(revs, runs, epochs, load_before, args.reps)
     print(table)
@@ -136,12 +135,12 @@ def main(argv=None):
 
 
 def markdown_table(revs, runs, epochs, load_before, reps):
-    """The table: per rev, each row's median seconds and median ratio to the notebook epochs around it."""
+    """The table: per rev, each row's median seconds and their ratio to the median notebook epoch."""
     lines = [
         f"{cpu_model()}, {os.cpu_count()} CPUs; load average {load_before:.1f} at the start, "
         f"{os.getloadavg()[0]:.1f} at the end; medians of {reps} fresh clones of each commit. A notebook epoch "
         f"took {statistics.median(epochs):.1f} s (median of {len(epochs)}, from {min(epochs):.1f} "
-        f"to {max(epochs):.1f} s); each row's ratio is to the two epochs timed just before and after it.",
+        f"to {max(epochs):.1f} s), timed between the rows; each row's ratio is to that median.",
         "",
         "| what a user waits for | " + " | ".join(f"{rev}: seconds | {rev}: notebook epochs" for rev in revs) + " |",
         "|---|" + "---:|---:|" * len(revs),
@@ -149,8 +148,8 @@ def markdown_table(revs, runs, epochs, load_before, reps):
     for row, label in ROWS.items():
         cells = []
         for rev in revs:
-            cells += [f"{statistics.median(run[row][0] for run in runs[rev]):.1f}",
-                      f"{statistics.median(run[row][1] for run in runs[rev]):.2f}"]
+            seconds = statistics.median(run[row] for run in runs[rev])
+            cells += [f"{seconds:.1f}", f"{seconds / statistics.median(epochs):.2f}"]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
