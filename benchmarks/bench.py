@@ -1,20 +1,24 @@
 """What a user waits for, measured beside one epoch of the notebook's own loop on the same machine.
 
-    python -m benchmarks.bench [--reps 3] [--rev HEAD] [--markdown reports/benchmark.md]
+    python -m benchmarks.bench [--reps 3] [--rev HEAD [--rev OTHER ...]] [--markdown reports/benchmark.md]
 
-Each repetition clones `--rev` of this repository into a temporary folder (a
-fresh clone: an empty DVC cache) and times, with the real `dvc` command line:
+Each repetition clones each `--rev` of this repository into a temporary
+folder (a fresh clone: an empty DVC cache) and times, with the real `dvc`
+command line:
 
   clean        `dvc repro` of every stage;
   lr loop      `dvc repro` after README's change, train_nn.lr 0.1 -> 0.03;
   experiment   `dvc exp run -S train_nn.epochs=2`, in the workspace;
   two queued   two experiments queued, then run by `dvc exp run --run-all -j 2`;
 
-and, between them, one epoch of the notebook's loop (benchmarks/notebook_loop.py:
-torchvision dataset, ToTensor, DataLoader of 50). Every row is a median,
-also given as a ratio to the median notebook epoch, so a machine busy with
-other work slows both sides alike. A benchmark, not a test: nothing here
-fails because a machine is slow.
+and, before and after each of them, one epoch of the notebook's loop
+(benchmarks/notebook_loop.py: torchvision dataset, ToTensor, DataLoader of
+50). Each row is a median over repetitions, given as a ratio to the median
+of all those epochs: epochs spread over the whole run, so the ratio
+follows the machine's load while one epoch slowed by a passing job does
+not move it. Several revs (a before and an
+after) are timed in turns within each repetition, in the same hour. A
+benchmark, not a test: nothing here fails because a machine is slow.
 """
 
 import argparse
@@ -61,25 +65,32 @@ def notebook_epoch(root):
     return time.perf_counter() - started
 
 
-def repetition(rev, workdir):
-    """{row: seconds} in a fresh clone of `rev`."""
+def repetition(rev, workdir, epoch):
+    """{row: seconds} in a fresh clone of `rev`; `epoch()` times one notebook epoch after each row."""
     project = workdir / "project"
     subprocess.run(["git", "clone", "-q", str(PROJECT_ROOT), str(project)], check=True)
     subprocess.run(["git", "-C", str(project), "checkout", "-q", rev], check=True)
     subprocess.run(["git", "-C", str(project), "config", "user.name", "bench"], check=True)
     subprocess.run(["git", "-C", str(project), "config", "user.email", "bench@localhost"], check=True)
-    seconds = {"clean": timed(["dvc", "repro"], project)}
+    results = {}
+    epoch()
+
+    def row(name, command):
+        results[name] = timed(command, project)
+        epoch()
+
+    row("clean", ["dvc", "repro"])
     params = project / "params.yaml"
     text = params.read_text()
     section = text.index("train_nn:")
     params.write_text(text[:section] + text[section:].replace("lr: 0.1", "lr: 0.03", 1))
-    seconds["lr loop"] = timed(["dvc", "repro"], project)
+    row("lr loop", ["dvc", "repro"])
     subprocess.run(["git", "-C", str(project), "commit", "-qam", "lr 0.03"], check=True)
-    seconds["experiment"] = timed(["dvc", "exp", "run", "-S", "train_nn.epochs=2"], project)
+    row("experiment", ["dvc", "exp", "run", "-S", "train_nn.epochs=2"])
     for lr in ("0.02", "0.05"):
         timed(["dvc", "exp", "run", "--queue", "-S", f"train_nn.lr={lr}", "-S", "train_nn.epochs=2"], project)
-    seconds["two queued"] = timed(["dvc", "exp", "run", "--run-all", "-j", "2"], project)
-    return seconds
+    row("two queued", ["dvc", "exp", "run", "--run-all", "-j", "2"])
+    return results
 
 
 def cpu_model():
@@ -91,41 +102,56 @@ def cpu_model():
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reps", type=int, default=3, help="fresh clones, each timed once (default 3)")
-    parser.add_argument("--rev", default="HEAD", help="the commit to clone and time (default HEAD)")
+    parser.add_argument("--reps", type=int, default=3, help="fresh clones of each rev, each timed once (default 3)")
+    parser.add_argument("--rev", action="append", help="a commit to clone and time (default HEAD); repeat to compare")
     parser.add_argument("--markdown", type=Path, help="also write the table to this Markdown file")
     args = parser.parse_args(argv)
-    rev = subprocess.run(["git", "-C", str(PROJECT_ROOT), "rev-parse", "--short", args.rev],
-                         capture_output=True, text=True, check=True).stdout.strip()
+    revs = [subprocess.run(["git", "-C", str(PROJECT_ROOT), "rev-parse", "--short", rev],
+                           capture_output=True, text=True, check=True).stdout.strip() for rev in args.rev or ["HEAD"]]
 
     from benchmarks import notebook_loop
 
     load_before = os.getloadavg()[0]
-    epochs, runs = [], []
+    epochs, runs = [], {rev: [] for rev in revs}
     with tempfile.TemporaryDirectory() as folder:
         root = notebook_loop.prepare_root(PROJECT_ROOT / "data" / "fashion-mnist", Path(folder) / "torchvision")
-        for rep in range(args.reps):
+
+        def epoch():
             epochs.append(notebook_epoch(root))
-            with tempfile.TemporaryDirectory() as workdir:
-                runs.append(repetition(rev, Path(workdir)))
-            print(f"repetition {rep + 1}/{args.reps}: notebook epoch {epochs[-1]:.1f} s, "
-                  + ", ".join(f"{row} {seconds:.1f} s" for row, seconds in runs[-1].items()), file=sys.stderr)
-    epoch = statistics.median(epochs)
-    lines = [
-        f"Commit {rev}; {cpu_model()}, {os.cpu_count()} CPUs; load average {load_before:.1f} at the start, "
-        f"{os.getloadavg()[0]:.1f} at the end; medians of {args.reps} fresh clones.",
-        "",
-        "| what a user waits for | seconds | notebook epochs |",
-        "|---|---:|---:|",
-        f"| one epoch of the notebook's loop (DataLoader, ToTensor) | {epoch:.1f} | 1.00 |",
-    ]
-    for row, label in ROWS.items():
-        seconds = statistics.median(run[row] for run in runs)
-        lines.append(f"| {label} | {seconds:.1f} | {seconds / epoch:.2f} |")
-    table = "\n".join(lines) + "\n"
+            return epochs[-1]
+
+        for rep in range(args.reps):
+            for rev in revs:
+                with tempfile.TemporaryDirectory() as workdir:
+                    runs[rev].append(repetition(rev, Path(workdir), epoch))
+                rows = runs[rev][-1].items()
+                print(f"repetition {rep + 1}/{args.reps} of {rev}: "
+                      + ", ".join(f"{row} {seconds:.1f} s" for row, seconds in rows),
+                      file=sys.stderr)
+    table = markdown_table(revs, runs, epochs, load_before, args.reps)
     print(table)
     if args.markdown:
         args.markdown.write_text(table, encoding="utf-8")
+
+
+def markdown_table(revs, runs, epochs, load_before, reps):
+    """The table: per rev, each row's median seconds and their ratio to the median notebook epoch."""
+    lines = [
+        f"{cpu_model()}, {os.cpu_count()} CPUs; load average {load_before:.1f} at the start, "
+        f"{os.getloadavg()[0]:.1f} at the end; medians of {reps} fresh clones of each commit. A notebook epoch "
+        f"took {statistics.median(epochs):.1f} s (median of {len(epochs)}, from {min(epochs):.1f} "
+        f"to {max(epochs):.1f} s), timed between the rows; each row's ratio is to that median.",
+        "",
+        "| what a user waits for | " + " | ".join(f"{rev}: seconds | {rev}: notebook epochs" for rev in revs) + " |",
+        "|---|" + "---:|---:|" * len(revs),
+    ]
+    for row, label in ROWS.items():
+        cells = []
+        for rev in revs:
+            seconds = statistics.median(run[row] for run in runs[rev])
+            cells += [f"{seconds:.1f}", f"{seconds / statistics.median(epochs):.2f}"]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

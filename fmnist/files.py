@@ -7,6 +7,7 @@ temporary left behind by a killed run is simply overwritten by the next.
 """
 
 import contextlib
+import csv
 import json
 import math
 import os
@@ -68,7 +69,14 @@ def _finite_or_none(value):
     return value
 
 
-def write_csv(path, frame):
-    """Write a pandas DataFrame whole as CSV: a header row, no index, floats in full, NaN as `nan`."""
-    with atomic_path(path) as tmp:
-        frame.to_csv(tmp, index=False, lineterminator="\n", na_rep="nan")
+def write_csv(path, rows):
+    """Write a list of {column: value} dicts whole as CSV: a header row, floats in full, NaN as `nan`.
+
+    The csv module, not pandas: a stage that writes a table need not load
+    pandas for it. Python writes a float as its shortest exact form, and
+    NaN and infinity as `nan` and `inf`, as pandas does.
+    """
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as file:
+        writer = csv.DictWriter(file, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)

@@ -3,7 +3,6 @@
 import argparse
 import time
 
-import pandas as pd
 import torch
 
 from fmnist import linear
@@ -47,7 +46,7 @@ def main(argv=None):
     metrics = {"train_loss": train_loss, "train_accuracy": train_accuracy, "epochs_run": len(history),
                "diverged": diverged_at is not None}
     save_model(args.model, model.state_dict())
-    write_csv(args.history, pd.DataFrame(history))
+    write_csv(args.history, history)
     # Under the model's name, as in evaluate.json: `dvc exp show` names each column by a short unique key.
     write_json(args.metrics, {"nn": metrics})
     print(f"train_nn: {len(history)} epochs in {time.perf_counter() - started:.1f} s on {device}"

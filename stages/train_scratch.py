@@ -8,7 +8,6 @@ column, X = [1, pixels / 255] in float32, gradients by autograd
 import argparse
 import time
 
-import pandas as pd
 import torch
 
 from fmnist import softmax
@@ -72,8 +71,8 @@ def main(argv=None):
                                    on_iteration=show_progress)
     metrics = summarize(result, train_accuracy)
     save_model(args.model, {"Theta": result.Theta})
-    write_csv(args.loss_curve, pd.DataFrame({"iteration": range(1, result.iterations + 1),
-                                             "loss": result.loss_history}))
+    write_csv(args.loss_curve, [{"iteration": iteration, "loss": loss}
+                                for iteration, loss in enumerate(result.loss_history, start=1)])
     # Under the model's name, as in evaluate.json: `dvc exp show` names each column by a short unique key.
     write_json(args.metrics, {"scratch": metrics})
     print(f"train_scratch: {result.iterations} iterations in {time.perf_counter() - started:.1f} s on {device}, "

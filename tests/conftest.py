@@ -91,6 +91,32 @@ def stop_queue_workers(folder):
             continue
 
 
+def dvc_stages(project):
+    """dvc.yaml's stages by the names `dvc repro` gives them: a `foreach` stage as one `name@key` per key,
+    its ${key} and ${item} filled in."""
+    stages = {}
+    for name, stage in YAML(typ="safe").load((Path(project) / "dvc.yaml").read_text()).get("stages", {}).items():
+        if "foreach" not in stage:
+            stages[name] = stage
+            continue
+        for key, item in stage["foreach"].items():
+            filled = {"${key}": str(key), "${item}": str(item)}
+            stages[f"{name}@{key}"] = fill_in(stage["do"], filled)
+    return stages
+
+
+def fill_in(value, filled):
+    """`value` (nested dicts, lists and strings) with each placeholder of `filled` replaced."""
+    if isinstance(value, dict):
+        return {fill_in(key, filled): fill_in(item, filled) for key, item in value.items()}
+    if isinstance(value, list):
+        return [fill_in(item, filled) for item in value]
+    if isinstance(value, str):
+        for placeholder, text in filled.items():
+            value = value.replace(placeholder, text)
+    return value
+
+
 def stages_run(output):
     """Names of the stages that `dvc repro` ran, in order."""
     return re.findall(r"Running stage '([^']+)'", output)

@@ -91,7 +91,7 @@ def test_diverging_trainers_are_recorded_and_evaluated_by_dvc_repro(reproduced):
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert "Traceback" not in output
-    assert stages_run(result.stdout) == ["train_scratch", "train_nn", "evaluate"]
+    assert stages_run(result.stdout) == ["train_scratch", "train_nn", "evaluate@scratch", "evaluate@nn"]
     assert "DIVERGED at iteration 2" in result.stdout and "DIVERGED at epoch 1" in result.stdout
 
     scratch = json.loads((reproduced / "metrics/train_scratch.json").read_text())["scratch"]
@@ -106,9 +106,11 @@ def test_diverging_trainers_are_recorded_and_evaluated_by_dvc_repro(reproduced):
     history = (reproduced / "metrics/train_nn_history.csv").read_text().splitlines()
     assert len(history) == 2 and ",nan," in history[1]  # the diverged epoch is recorded as it was
 
-    evaluation = json.loads((reproduced / "metrics/evaluate.json").read_text())
-    assert evaluation["nn"]["accuracy"] == nn_test_accuracy(reproduced)  # the kept model, scored
-    assert math.isclose(evaluation["scratch"]["accuracy"], 0.1)  # Theta = 0: every image is class 0
+    def evaluation(model):
+        return json.loads((reproduced / f"metrics/evaluate_{model}.json").read_text())[model]
+
+    assert evaluation("nn")["accuracy"] == nn_test_accuracy(reproduced)  # the kept model, scored
+    assert math.isclose(evaluation("scratch")["accuracy"], 0.1)  # Theta = 0: every image is class 0
 
     # The diverged run is a recorded result: dvc.lock holds its params, `dvc status` is clean.
     lock = YAML(typ="safe").load((reproduced / "dvc.lock").read_text())

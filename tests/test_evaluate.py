@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from ruamel.yaml import YAML
+from conftest import dvc_stages
 from safetensors.numpy import save_file
 from torch import nn
 
@@ -95,14 +95,14 @@ def evaluated(module_tmp_path):
     scratch_theta = np.column_stack([np.zeros(N_CLASSES, np.float32), shifted_weights(0)])
     save_file({"Theta": scratch_theta}, str(root / "scratch.safetensors"))
     save_file({"weight": shifted_weights(1), "bias": np.zeros(N_CLASSES, np.float32)}, str(root / "nn.safetensors"))
-    (root / "history.csv").write_text("epoch,train_loss,train_accuracy,test_accuracy\n1,0.5,0.8,0.7\n")
-    (root / "loss.csv").write_text("iteration,loss\n1,2.3\n2,1.9\n")
-    evaluate.main([
-        "--data", str(root / "flat"), "--scratch-model", str(root / "scratch.safetensors"),
-        "--nn-model", str(root / "nn.safetensors"), "--nn-history", str(root / "history.csv"),
-        "--scratch-loss", str(root / "loss.csv"), "--out", str(root / "metrics"),
-        "--figures", str(root / "metrics" / "figures"),
-    ])
+    (root / "train_nn_history.csv").write_text("epoch,train_loss,train_accuracy,test_accuracy\n1,0.5,0.8,0.7\n")
+    (root / "train_scratch_loss.csv").write_text("iteration,loss\n1,2.3\n2,1.9\n")
+    for name, curve in (("scratch", "train_scratch_loss"), ("nn", "train_nn_history")):
+        evaluate.main([
+            name, "--data", str(root / "flat"), "--model", str(root / f"{name}.safetensors"),
+            "--curve", str(root / f"{curve}.csv"), "--out", str(root / "metrics"),
+            "--figures", str(root / "metrics" / "figures"),
+        ])
     return root / "metrics"
 
 
@@ -117,9 +117,9 @@ def counts_of(rows):
 
 
 def test_summary_and_reports_score_the_known_answers(evaluated):
-    summary = json.loads((evaluated / "evaluate.json").read_text())
-    assert summary["scratch"] == {"accuracy": 1.0, "macro_f1": 1.0}
-    assert summary["nn"] == {"accuracy": 0.0, "macro_f1": 0.0}
+    assert json.loads((evaluated / "evaluate_scratch.json").read_text()) == {
+        "scratch": {"accuracy": 1.0, "macro_f1": 1.0}}
+    assert json.loads((evaluated / "evaluate_nn.json").read_text()) == {"nn": {"accuracy": 0.0, "macro_f1": 0.0}}
     report = json.loads((evaluated / "report_nn.json").read_text())
     # support counts the actual class: class k has k + 1 images
     assert [report[name]["support"] for name in CLASS_NAMES] == list(range(1, N_CLASSES + 1))
@@ -149,8 +149,8 @@ def test_predictions_csv_lists_each_test_image_in_order_actual_then_predicted(ev
 
 def test_dvc_confusion_plots_put_actual_on_x_and_predicted_on_y():
     """DVC's confusion template reads the columns dvc.yaml names: they must be the CSV's own."""
-    stage = YAML(typ="safe").load((PROJECT_ROOT / "dvc.yaml").read_text())["stages"]["evaluate"]
-    plots = {name: props for entry in stage["plots"] if isinstance(entry, dict) for name, props in entry.items()}
     for model in ("scratch", "nn"):
+        stage = dvc_stages(PROJECT_ROOT)[f"evaluate@{model}"]
+        plots = {name: props for entry in stage["plots"] if isinstance(entry, dict) for name, props in entry.items()}
         props = plots[f"metrics/predictions_{model}.csv"]
         assert (props["template"], props["x"], props["y"]) == ("confusion", "actual", "predicted")

@@ -38,7 +38,7 @@ def clones(reproduced_template, module_tmp_path):
         for name, lr in LRS.items():
             dvc(folders[name], "pull")
             ran = dvc(folders[name], "exp", "run", "-n", f"lr-{lr}", "-S", f"train_nn.lr={lr}").stdout
-            assert stages_run(ran) == ["train_nn", "evaluate"], ran
+            assert stages_run(ran) == ["train_nn", "evaluate@nn"], ran
             dvc(folders[name], "exp", "push", "origin")
         dvc(folders["third"], "exp", "pull", "origin")
         yield folders
@@ -56,7 +56,7 @@ def test_the_third_clone_shows_each_experiment_with_the_metrics_its_clone_comput
     for name, lr in LRS.items():
         row = shown[f"lr-{lr}"]
         assert float(row["train_nn.lr"]) == lr
-        evaluate = json.loads((clones[name] / "metrics" / "evaluate.json").read_text())
+        evaluate = json.loads((clones[name] / "metrics" / "evaluate_nn.json").read_text())
         assert float(row["nn.accuracy"]) == evaluate["nn"]["accuracy"]
 
 
@@ -79,5 +79,5 @@ def test_an_experiment_applied_in_the_third_clone_restores_its_model_and_trains_
     dvc(third, "pull")
     ran = dvc(third, "repro").stdout
     assert stages_run(ran) == [], ran
-    for path in ("data/models/nn.safetensors", "metrics/evaluate.json"):
+    for path in ("data/models/nn.safetensors", "metrics/evaluate_nn.json", "metrics/figures/weights_nn.png"):
         assert (third / path).read_bytes() == (first / path).read_bytes(), path

@@ -1,7 +1,6 @@
 """fmnist/figures.py: each figure shows the data it is given."""
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from fmnist import figures, models
@@ -131,16 +130,16 @@ def test_class_weights_leave_out_the_scratch_models_intercept_column():
     np.testing.assert_array_equal(models.weights_and_bias("nn", nn)[0], nn["weight"])
 
 
-def test_draw_figures_writes_seven_pngs(tmp_path):
+def test_draw_figures_writes_each_models_four_pngs(tmp_path):
     images, labels, predicted = random_case(4)
-    predictions = {"scratch": predicted, "nn": labels.copy()}
-    matrices = {name: np.eye(10, dtype=int) for name in predictions}
     loss = {"iteration": np.arange(1, 6, dtype=float), "loss": np.linspace(2, 1, 5)}
-    draw_figures(tmp_path, images, labels, predictions, matrices, history(), loss, random_weights(6))
-    names = sorted(path.name for path in tmp_path.iterdir())
-    assert names == sorted(f"{kind}_{model}.png" for kind in ("confusion", "misclassified")
-                           for model in ("nn", "scratch")) + ["train_nn_history.png", "train_scratch_loss.png",
-                                                               "weights.png"]
+    weights = random_weights(6)
+    curves = {"scratch": (loss, "train_scratch_loss.png"), "nn": (history(), "train_nn_history.png")}
+    for name, (curve, curve_png) in curves.items():
+        draw_figures(tmp_path / name, name, images, labels, predicted, np.eye(10, dtype=int), curve, curve_png,
+                     weights[name])
+        names = sorted(path.name for path in (tmp_path / name).iterdir())
+        assert names == sorted([f"confusion_{name}.png", f"misclassified_{name}.png", f"weights_{name}.png", curve_png])
 
 
 def texts_drawn(figure):
@@ -177,7 +176,7 @@ def test_figures_drawn_with_portuguese_words_hold_no_english_word_they_would_oth
 def test_a_diverged_runs_nan_and_inf_survive_the_csv_round_trip(tmp_path):
     """write_csv writes NaN as `nan`; read_csv_columns reads it back as a number, while an empty field is refused."""
     path = tmp_path / "history.csv"
-    write_csv(path, pd.DataFrame({"epoch": [1, 2], "train_loss": [float("inf"), float("nan")]}))
+    write_csv(path, [{"epoch": 1, "train_loss": float("inf")}, {"epoch": 2, "train_loss": float("nan")}])
     assert path.read_text() == "epoch,train_loss\n1,inf\n2,nan\n"
     columns = figures.read_csv_columns(path)
     assert columns["train_loss"].iloc[0] == float("inf") and np.isnan(columns["train_loss"].iloc[1])

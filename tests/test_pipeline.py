@@ -7,8 +7,9 @@ from conftest import REPRO_LOG, commit, dvc, set_params, stages_run
 
 from fmnist.data import CLASS_NAMES
 
-ALL_STAGES = ["download", "flatten", "train_scratch", "train_nn", "evaluate"]
-METRICS = ["metrics/train_scratch.json", "metrics/train_nn.json", "metrics/evaluate.json"]
+ALL_STAGES = ["download", "flatten", "train_scratch", "train_nn", "evaluate@scratch", "evaluate@nn"]
+METRICS = ["metrics/train_scratch.json", "metrics/train_nn.json", "metrics/evaluate_scratch.json",
+           "metrics/evaluate_nn.json"]
 REPORTS = [f"metrics/report_{model}.{ext}" for model in ("scratch", "nn") for ext in ("json", "txt")]
 CONFUSIONS = ["metrics/confusion_scratch.csv", "metrics/confusion_nn.csv"]
 
@@ -25,9 +26,9 @@ def test_repro_runs_every_stage_and_writes_every_file(reproduced_template, repro
         "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
     ]
 
-    evaluation = json.loads((project / "metrics/evaluate.json").read_text())
-    assert set(evaluation) == {"scratch", "nn"}
     for model in ("scratch", "nn"):
+        evaluation = json.loads((project / f"metrics/evaluate_{model}.json").read_text())
+        assert set(evaluation) == {model}
         assert set(evaluation[model]) == {"accuracy", "macro_f1"}
         assert 0.1 < evaluation[model]["accuracy"] <= 1.0  # better than chance, even after a short run
         report = json.loads((project / f"metrics/report_{model}.json").read_text())
@@ -50,8 +51,8 @@ def test_repro_runs_every_stage_and_writes_every_file(reproduced_template, repro
 # Applied one after another to one project: each must rerun exactly these stages, then nothing.
 # (tests/test_dvc_yaml.py checks every stage's code deps against its imports; here, one of each kind.)
 PARAM_CHANGES = [
-    ({"train_nn.lr": 0.05}, ["train_nn", "evaluate"]),
-    ({"train_scratch.max_iter": 6}, ["train_scratch", "evaluate"]),
+    ({"train_nn.lr": 0.05}, ["train_nn", "evaluate@nn"]),
+    ({"train_scratch.max_iter": 6}, ["train_scratch", "evaluate@scratch"]),
     # download reruns, finds the same verified files, so nothing downstream does
     ({"download.mirrors": ["/nonexistent-mirror"]}, ["download"]),
 ]
@@ -59,7 +60,7 @@ PARAM_CHANGES = [
 # are skipped: each code file reruns only the stages that run it, and a command none of them.
 CODE_CHANGES = [
     ("fmnist/softmax.py", ["train_scratch"]),
-    ("fmnist/figures.py", ["evaluate"]),
+    ("fmnist/figures.py", ["evaluate@scratch", "evaluate@nn"]),
     ("tools/predict.py", []),
 ]
 
@@ -83,12 +84,12 @@ def test_metrics_diff_shows_the_effect_of_an_lr_change(reproduced):
     set_params(reproduced, {"train_nn.lr": 0.01})
     dvc(reproduced, "repro")
     diff = json.loads(dvc(reproduced, "metrics", "diff", "--json").stdout)
-    changed = diff["metrics/evaluate.json"]
+    changed = diff["metrics/evaluate_nn.json"]
     assert "nn.accuracy" in changed
     assert changed["nn.accuracy"]["old"] != changed["nn.accuracy"]["new"]
-    assert "scratch.accuracy" not in changed  # the scratch model did not move
+    assert "metrics/evaluate_scratch.json" not in diff  # the scratch model did not move
     params = json.loads(dvc(reproduced, "params", "diff", "--json").stdout)
     lr_change = params["params.yaml"]["train_nn.lr"]
     assert (lr_change["old"], lr_change["new"]) == (0.1, 0.01)
     commit(reproduced, "lr 0.01")
-    assert json.loads(dvc(reproduced, "metrics", "diff", "HEAD~1", "--json").stdout)["metrics/evaluate.json"]
+    assert json.loads(dvc(reproduced, "metrics", "diff", "HEAD~1", "--json").stdout)["metrics/evaluate_nn.json"]

@@ -3,14 +3,14 @@
 import json
 from pathlib import Path
 
-from conftest import dvc
+from conftest import dvc, dvc_stages
 from ruamel.yaml import YAML
 
 
 def declared_plots(project):
     """What dvc.yaml declares: the names `dvc plots show` gives its plots, a folder of images counted per image."""
     spec = YAML(typ="safe").load((project / "dvc.yaml").read_text())
-    entries = [entry for stage in spec["stages"].values() for entry in stage.get("plots", [])]
+    entries = [entry for stage in dvc_stages(project).values() for entry in stage.get("plots", [])]
     entries += spec.get("plots", [])
     names = set()
     for entry in entries:
@@ -22,7 +22,7 @@ def declared_plots(project):
 
 def test_plots_show_renders_every_declared_plot_and_figure(reproduced):
     declared = declared_plots(reproduced)
-    assert "metrics/figures/weights.png" in declared and "metrics/predictions_nn.csv" in declared
+    assert "metrics/figures/weights_nn.png" in declared and "metrics/predictions_nn.csv" in declared
     shown = json.loads(dvc(reproduced, "plots", "show", "--json").stdout)["data"]
     rendered = {name for name, renders in shown.items() if renders}
     assert rendered == declared, (sorted(declared - rendered), sorted(rendered - declared))

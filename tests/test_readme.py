@@ -32,8 +32,8 @@ def assert_results_table(page, found, units):
     assert sorted(cells[0].split("`")[1] for cells in rows) == sorted(MODELS), rows
     for stage, *shown in rows:
         model = MODELS[stage.split("`")[1]]
-        values = [found[f"train_{model}"][model]["train_accuracy"], found["evaluate"][model]["accuracy"],
-                  found["evaluate"][model]["macro_f1"]]
+        values = [found[f"train_{model}"][model]["train_accuracy"], found[f"evaluate_{model}"][model]["accuracy"],
+                  found[f"evaluate_{model}"][model]["macro_f1"]]
         given = [f"{value:.{len(number.split('.')[1])}f}" for value, number in zip(values, shown, strict=True)]
         assert all(same_to_the_digits_shown(a, b, units) for a, b in zip(given, shown, strict=True)), \
             f"{page} shows {shown} for {stage}; the metrics give {given}"
@@ -56,7 +56,7 @@ def test_the_sweeps_runs_of_the_default_settings_are_the_committed_metrics():
         steps = "max_iter" if stage == "train_scratch" else "epochs"
         settings = params[stage]
         rows = table[(table[f"{stage}.lr"] == settings["lr"]) & (table[f"{stage}.{steps}"] == settings[steps])]
-        expected = [committed[stage][model]["train_accuracy"], committed["evaluate"][model]["accuracy"]]
+        expected = [committed[stage][model]["train_accuracy"], committed[f"evaluate_{model}"][model]["accuracy"]]
         assert len(rows) >= 1, stage
         for found in rows[[f"{model}.train_accuracy", f"{model}.accuracy"]].itertuples(index=False):
             pairs = zip(found, expected, strict=True)
@@ -117,7 +117,8 @@ def test_readmes_loop_in_a_fresh_clone_from_another_cpu(tmp_path):
     run(tmp_path, "git", "clone", "-q", str(origin), str(project))
 
     first = dvc(project, "repro").stdout
-    assert stages_run(first) == ["download", "flatten", "train_scratch", "train_nn", "evaluate"], first
+    assert stages_run(first) == ["download", "flatten", "train_scratch", "train_nn", "evaluate@scratch",
+                                 "evaluate@nn"], first
     assert_results_table(README, metrics(project), units=2)
     changed = run(project, "git", "status", "--porcelain").stdout.splitlines()
     assert " M dvc.lock" in changed and all(line.startswith(" M ") for line in changed), changed  # index untouched

@@ -17,5 +17,5 @@ def output_hashes(project):
 def test_a_run_in_another_repository_gives_every_output_the_same_bytes(project, reproduced_template):
     dvc(project, "repro")
     hashes = output_hashes(project)
-    assert {"data/models/nn.safetensors", "metrics/evaluate.json", "metrics/figures"} <= set(hashes)
+    assert {"data/models/nn.safetensors", "metrics/evaluate_nn.json", "metrics/figures/weights_nn.png"} <= set(hashes)
     assert hashes == output_hashes(reproduced_template)

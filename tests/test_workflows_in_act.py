@@ -94,14 +94,14 @@ def test_a_pull_request_trains_what_it_changed_and_diffs_the_metrics_against_mai
     event = {"ref": "refs/pull/1/merge", "number": 1,
              "pull_request": {"number": 1, "head": {"ref": "faster-lr"}, "base": {"ref": "main"}}}
     act_run = act_in(github, "pull-request", "pull_request", event, "results.yml")
-    assert stages_run(act_run.step_log("results", "bash .ci/reproduce")) == ["train_nn", "evaluate"]
+    assert stages_run(act_run.step_log("results", "bash .ci/reproduce")) == ["train_nn", "evaluate@nn"]
     summary = act_run.summary("results")
     params_row = next(line for line in summary.splitlines() if "train_nn.lr" in line)
     assert [cell.strip() for cell in params_row.strip("|").split("|")][2:4] == ["0.1", str(PULL_REQUEST_LR)], summary
     assert "nn.accuracy" in summary and "scratch.accuracy" not in summary, summary
     artifact = github["root"] / "pull-request" / "artifacts" / "plots"
     assert (artifact / "dvc_plots" / "index.html").is_file(), sorted(artifact.rglob("*"))
-    assert (artifact / "metrics" / "figures" / "weights.png").is_file(), sorted(artifact.rglob("*"))
+    assert (artifact / "metrics" / "figures" / "weights_nn.png").is_file(), sorted(artifact.rglob("*"))
 
 
 def test_the_sweep_runs_one_job_per_setting_and_reports_every_experiments_numbers(github):
@@ -117,7 +117,7 @@ def test_the_sweep_runs_one_job_per_setting_and_reports_every_experiments_number
     rows = {row["experiment"]: row for row in csv.DictReader(io.StringIO((report / "sweep.csv").read_text()))}
     assert set(rows) == names
     for name, row in rows.items():
-        evaluate = json.loads(dvc_read("metrics/evaluate.json", repo=str(reader), rev=name))
+        evaluate = json.loads(dvc_read("metrics/evaluate_nn.json", repo=str(reader), rev=name))
         params = params_show(repo=str(reader), rev=name)
         assert float(row["nn.accuracy"]) == evaluate["nn"]["accuracy"]
         assert float(row["train_nn.lr"]) == params["train_nn"]["lr"]

@@ -150,7 +150,7 @@ def main(argv=None):
     out = Path(args.out)
     report = markdown_report(frame)
     write_text(out / "sweep.md", report)
-    write_csv(out / "sweep.csv", frame.sort_values("experiment"))
+    write_csv(out / "sweep.csv", frame.sort_values("experiment").to_dict("records"))
     save_png(accuracy_figure(frame), out / "sweep.png")
     if not args.saved:
         write_text(out / "exp_show.json", text)
