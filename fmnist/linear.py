@@ -4,13 +4,6 @@ The notebook iterates a DataLoader over a torchvision dataset, one PIL
 image at a time. Here the whole training set is one float32 tensor and
 each minibatch an index into it: the same model, optimizer and shuffled
 batches, without the per-image overhead.
-
-The SGD update is written out (`sgd_step`), as the first part writes its
-gradient descent: the very arithmetic of torch.optim.SGD(lr, momentum),
-so the weights are the same to the bit (tests/test_train_nn.py). Why not
-torch.optim itself: its first use loads torch's compiler (torch._dynamo),
-about as long to load and unload as importing torch, and its per-step
-bookkeeping is a third of an epoch's time on these small batches.
 """
 
 import copy
@@ -37,21 +30,7 @@ def loss_and_accuracy(model, images, labels):
         return loss, (logits.argmax(dim=1) == labels).sum().item() / labels.shape[0]
 
 
-def new_velocities(model):
-    """SGD's momentum buffers, one zero tensor per parameter: the first step's velocity is then its gradient."""
-    return [torch.zeros_like(parameter) for parameter in model.parameters()]
-
-
-def sgd_step(model, velocities, lr, momentum):
-    """One step of SGD with momentum, torch.optim.SGD's: v = momentum * v + grad, then weights -= lr * v."""
-    with torch.no_grad():
-        for parameter, velocity in zip(model.parameters(), velocities, strict=True):
-            velocity.mul_(momentum).add_(parameter.grad)
-            parameter.add_(velocity, alpha=-lr)
-            parameter.grad = None
-
-
-def train_epoch(model, velocities, lr, momentum, images, labels, batch_size, shuffle):
+def train_epoch(model, optimizer, images, labels, batch_size, shuffle):
     """One pass over (N, 784) `images` in shuffled minibatches of `batch_size`, one SGD step each."""
     model.train()
     criterion = nn.CrossEntropyLoss()
@@ -59,9 +38,10 @@ def train_epoch(model, velocities, lr, momentum, images, labels, batch_size, shu
     for batch in order.split(batch_size):
         # index_select, not images[batch]: the same rows, a step's largest cost when indexed.
         inputs, targets = images.index_select(0, batch), labels.index_select(0, batch)
+        optimizer.zero_grad()
         loss = criterion(model(inputs), targets)
         loss.backward()
-        sgd_step(model, velocities, lr, momentum)
+        optimizer.step()
     model.eval()
 
 
@@ -78,14 +58,14 @@ def train(train_set, test_set, lr, momentum, batch_size, epochs, seed, device="c
     images, labels = (t.to(device) for t in train_set)
     test_images, test_labels = (t.to(device) for t in test_set)
     model = make_model().to(device)
-    velocities = new_velocities(model)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
     # Shuffles come from their own generator on the CPU: the same batches on every device.
     shuffle = torch.Generator().manual_seed(seed)
     start_loss, _ = loss_and_accuracy(model, images, labels)
     history = []
     for epoch in range(1, epochs + 1):
         last_good = copy.deepcopy(model.state_dict())
-        train_epoch(model, velocities, lr, momentum, images, labels, batch_size, shuffle)
+        train_epoch(model, optimizer, images, labels, batch_size, shuffle)
         train_loss, train_accuracy = loss_and_accuracy(model, images, labels)
         _, test_accuracy = loss_and_accuracy(model, test_images, test_labels)
         record = {"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_accuracy,

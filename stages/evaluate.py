@@ -1,29 +1,32 @@
 """Stage `evaluate`: one model on the 10,000 test images (dvc.yaml runs it once per model).
 
 Writes the model's accuracy and macro-F1, scikit-learn's classification
-report (JSON and text, computed by fmnist/scores.py), the confusion
-matrix, one (actual, predicted) row per test image for DVC's confusion
-plot, and the model's PNG figures (fmnist/figures.py): its confusion
+report (JSON and text), the confusion matrix, one (actual, predicted) row
+per test image for DVC's confusion plot, and the model's PNG figures (fmnist/figures.py): its confusion
 matrix, its first mistakes, its weights and its training curve.
 """
 
 import argparse
 from pathlib import Path
 
-from fmnist import figures, models, scores
+from sklearn.metrics import classification_report, confusion_matrix
+
+from fmnist import figures, models
 from fmnist.data import CLASS_NAMES, N_CLASSES, load_split_arrays
 from fmnist.errors import one_line_errors
 from fmnist.files import write_csv, write_json, write_text
 
 MODELS = ("scratch", "nn")
+LABELS = list(range(N_CLASSES))
 
 
 def evaluate(true_labels, predicted):
     """(n,) true and predicted class ids -> summary, report dict, report text, confusion matrix."""
-    matrix = scores.confusion_matrix(true_labels, predicted, N_CLASSES)
-    report = scores.classification_report(matrix, CLASS_NAMES)
-    summary = {"accuracy": report["accuracy"], "macro_f1": report["macro avg"]["f1-score"]}
-    return summary, report, scores.report_text(report, CLASS_NAMES), matrix
+    options = {"labels": LABELS, "target_names": CLASS_NAMES, "digits": 4, "zero_division": 0}
+    report = classification_report(true_labels, predicted, output_dict=True, **options)
+    summary = {"accuracy": float(report["accuracy"]), "macro_f1": float(report["macro avg"]["f1-score"])}
+    report_text = classification_report(true_labels, predicted, **options)
+    return summary, report, report_text, confusion_matrix(true_labels, predicted, labels=LABELS)
 
 
 def confusion_rows(matrix):

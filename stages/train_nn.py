@@ -47,7 +47,7 @@ def main(argv=None):
                "diverged": diverged_at is not None}
     save_model(args.model, model.state_dict())
     write_csv(args.history, history)
-    # Under the model's name, as in evaluate.json: `dvc exp show` names each column by a short unique key.
+    # Under the model's name, as in evaluate_*.json: `dvc exp show` names each column by a short unique key.
     write_json(args.metrics, {"nn": metrics})
     print(f"train_nn: {len(history)} epochs in {time.perf_counter() - started:.1f} s on {device}"
           + (f", DIVERGED at epoch {diverged_at}" if diverged_at else ""))

@@ -73,7 +73,7 @@ def main(argv=None):
     save_model(args.model, {"Theta": result.Theta})
     write_csv(args.loss_curve, [{"iteration": iteration, "loss": loss}
                                 for iteration, loss in enumerate(result.loss_history, start=1)])
-    # Under the model's name, as in evaluate.json: `dvc exp show` names each column by a short unique key.
+    # Under the model's name, as in evaluate_*.json: `dvc exp show` names each column by a short unique key.
     write_json(args.metrics, {"scratch": metrics})
     print(f"train_scratch: {result.iterations} iterations in {time.perf_counter() - started:.1f} s on {device}, "
           f"loss {metrics['train_loss']:.4f}, train accuracy {train_accuracy:.4f}"
