@@ -11,7 +11,11 @@ command line:
   experiment   `dvc exp run -S train_nn.epochs=2`, in the workspace;
   two queued   two experiments queued, then run by `dvc exp run --run-all -j 2`;
 
-and, before and after each of them, one epoch of the notebook's loop
+After the lr loop it also runs `train_nn` and `evaluate@nn` by hand, as
+the lr loop ran them (what is left of the loop is DVC's own work), and a
+process that only imports torch and makes a `torch.optim.SGD`: the least
+a stage that trains with torch.optim costs. Before and after each of the
+four rows above it times one epoch of the notebook's loop
 (benchmarks/notebook_loop.py: torchvision dataset, ToTensor, DataLoader of
 50). Each row is a median over repetitions, given as a ratio to the median
 of all those epochs: epochs spread over the whole run, so the ratio
@@ -37,6 +41,13 @@ ROWS = {
     "lr loop": "`dvc repro` after train_nn.lr 0.1 -> 0.03 (README's loop)",
     "experiment": "`dvc exp run -S train_nn.epochs=2`",
     "two queued": "two queued experiments, `dvc exp run --run-all -j 2`",
+}
+# What the lr loop is made of, each stage run by hand outside DVC (what is left is DVC's own work), and the
+# least any process pays that trains with torch.optim.
+PARTS = {
+    "train_nn": "of the lr loop: `python -m stages.train_nn`, 15 epochs",
+    "evaluate@nn": "of the lr loop: `python -m stages.evaluate nn`",
+    "torch.optim": "a process that imports torch and makes one `torch.optim.SGD`",
 }
 
 
@@ -85,6 +96,15 @@ def repetition(rev, workdir, epoch):
     section = text.index("train_nn:")
     params.write_text(text[:section] + text[section:].replace("lr: 0.1", "lr: 0.03", 1))
     row("lr loop", ["dvc", "repro"])
+    python, scratch = sys.executable, workdir / "by-hand"
+    results["train_nn"] = timed([python, "-m", "stages.train_nn", "--data", "data/flat",
+                                 "--model", str(scratch / "nn.safetensors"), "--metrics", str(scratch / "nn.json"),
+                                 "--history", str(scratch / "history.csv")], project)
+    results["evaluate@nn"] = timed([python, "-m", "stages.evaluate", "nn", "--data", "data/flat",
+                                    "--model", "data/models/nn.safetensors", "--curve", "metrics/train_nn_history.csv",
+                                    "--out", str(scratch), "--figures", str(scratch)], project)
+    first_sgd = "import torch; torch.optim.SGD(torch.nn.Linear(1, 1).parameters(), lr=0.1)"
+    results["torch.optim"] = timed([python, "-c", first_sgd], project)
     subprocess.run(["git", "-C", str(project), "commit", "-qam", "lr 0.03"], check=True)
     row("experiment", ["dvc", "exp", "run", "-S", "train_nn.epochs=2"])
     for lr in ("0.02", "0.05"):
@@ -145,7 +165,7 @@ def markdown_table(revs, runs, epochs, load_before, reps):
         "| what a user waits for | " + " | ".join(f"{rev}: seconds | {rev}: notebook epochs" for rev in revs) + " |",
         "|---|" + "---:|---:|" * len(revs),
     ]
-    for row, label in ROWS.items():
+    for row, label in {**ROWS, **PARTS}.items():
         cells = []
         for rev in revs:
             seconds = statistics.median(run[row] for run in runs[rev])
