@@ -21,7 +21,8 @@ four rows above it times one epoch of the notebook's loop
 of all those epochs: epochs spread over the whole run, so the ratio
 follows the machine's load while one epoch slowed by a passing job does
 not move it. Several revs (a before and an
-after) are timed in turns within each repetition, in the same hour. A
+after) are timed in turns within each repetition, in the same hour, the
+order reversed every other repetition. A
 benchmark, not a test: nothing here fails because a machine is slow.
 """
 
@@ -141,7 +142,8 @@ def main(argv=None):
             return epochs[-1]
 
         for rep in range(args.reps):
-            for rev in revs:
+            # Turns in one order, then the other: a machine that slows as a run goes on favours neither rev.
+            for rev in revs if rep % 2 == 0 else revs[::-1]:
                 with tempfile.TemporaryDirectory() as workdir:
                     runs[rev].append(repetition(rev, Path(workdir), epoch))
                 rows = runs[rev][-1].items()
