@@ -7,7 +7,6 @@ matrix, its first mistakes, its weights and its training curve.
 """
 
 import argparse
-import gc
 from pathlib import Path
 
 from sklearn.metrics import classification_report, confusion_matrix
@@ -97,5 +96,3 @@ def main(argv=None):
 
 if __name__ == "__main__":
     main()
-    # The last line: Python's shutdown then skips searching every imported object for cycles (docs/speed.md).
-    gc.freeze()

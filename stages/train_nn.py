@@ -1,7 +1,6 @@
 """Stage `train_nn`: the notebook's torch.nn model, Linear(784, 10) + CrossEntropyLoss + SGD (fmnist/linear.py)."""
 
 import argparse
-import gc
 import time
 
 import torch
@@ -56,5 +55,3 @@ def main(argv=None):
 
 if __name__ == "__main__":
     main()
-    # The last line: Python's shutdown then skips searching every imported object for cycles (docs/speed.md).
-    gc.freeze()

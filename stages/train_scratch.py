@@ -6,7 +6,6 @@ column, X = [1, pixels / 255] in float32, gradients by autograd
 """
 
 import argparse
-import gc
 import time
 
 import torch
@@ -83,5 +82,3 @@ def main(argv=None):
 
 if __name__ == "__main__":
     main()
-    # The last line: Python's shutdown then skips searching every imported object for cycles (docs/speed.md).
-    gc.freeze()
