@@ -1,4 +1,6 @@
-"""benchmarks/bench.py's table: each row's median seconds, as a ratio to the median notebook epoch."""
+"""benchmarks/bench.py's table (each row's median seconds over the median notebook epoch) and README's copy."""
+
+from pages import README, read
 
 from benchmarks import bench
 
@@ -22,3 +24,12 @@ def test_each_row_is_its_median_and_that_median_over_the_median_epoch():
     assert set(cells) == set(bench.ROWS.values()) | set(bench.PARTS.values())
     for row_cells in cells.values():
         assert row_cells == ["20.0", "2.50", "5.0", "0.62"]
+
+
+def test_readmes_speed_table_is_the_committed_benchmark():
+    """README's rows, each a row of reports/benchmark.md by its label, give that report's last column."""
+    report = table_cells(read("reports/benchmark.md"))
+    readme = {label: cells for label, cells in table_cells(read(README)).items() if label in report}
+    assert set(bench.ROWS.values()) <= set(readme), "README leaves out a row of the benchmark"
+    for label, cells in readme.items():
+        assert cells == report[label][-1:], f"README shows {cells} for {label}; reports/benchmark.md {report[label]}"
