@@ -20,10 +20,10 @@ four rows above it times one epoch of the notebook's loop
 50). Each row is a median over repetitions, given as a ratio to the median
 of all those epochs: epochs spread over the whole run, so the ratio
 follows the machine's load while one epoch slowed by a passing job does
-not move it. Several revs (a before and an
-after) are timed in turns within each repetition, in the same hour, the
-order reversed every other repetition. A
-benchmark, not a test: nothing here fails because a machine is slow.
+not move it. Several revs (a before and an after) are timed in turns
+within each repetition, in the same hour, the order reversed every other
+repetition. A benchmark, not a test: nothing here fails because a machine
+is slow.
 """
 
 import argparse
@@ -158,10 +158,11 @@ def main(argv=None):
 
 def markdown_table(revs, runs, epochs, load_before, reps):
     """The table: per rev, each row's median seconds and their ratio to the median notebook epoch."""
+    epoch = statistics.median(epochs)
     lines = [
         f"{cpu_model()}, {os.cpu_count()} CPUs; load average {load_before:.1f} at the start, "
         f"{os.getloadavg()[0]:.1f} at the end; medians of {reps} fresh clones of each commit. A notebook epoch "
-        f"took {statistics.median(epochs):.1f} s (median of {len(epochs)}, from {min(epochs):.1f} "
+        f"took {epoch:.1f} s (median of {len(epochs)}, from {min(epochs):.1f} "
         f"to {max(epochs):.1f} s), timed between the rows; each row's ratio is to that median.",
         "",
         "| what a user waits for | " + " | ".join(f"{rev}: seconds | {rev}: notebook epochs" for rev in revs) + " |",
@@ -171,7 +172,7 @@ def markdown_table(revs, runs, epochs, load_before, reps):
         cells = []
         for rev in revs:
             seconds = statistics.median(run[row] for run in runs[rev])
-            cells += [f"{seconds:.1f}", f"{seconds / statistics.median(epochs):.2f}"]
+            cells += [f"{seconds:.1f}", f"{seconds / epoch:.2f}"]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
